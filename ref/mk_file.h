@@ -1,0 +1,58 @@
+/*
+ * mk_file.h - the storage seam (after SQLite's os_unix.c aSyscall[] table).
+ *
+ * Every byte mirrorkit persists - source volume, destination mirror image,
+ * destination log store - goes through an mk_file, an ops table plus state.
+ * Backends: a memory file (deterministic, for the simulator and tests) and a
+ * POSIX file (pread/pwrite/fdatasync; sparse files are fine).  fault/ wraps
+ * an mk_file to fail, tear or lose writes; the libfiu points sit here and
+ * are named "<file name>/<op>", e.g. "ref/dest/log/write".
+ *
+ * Ownership: mk_file_close frees the file and everything it owns; a file is
+ * used by one engine at a time.
+ */
+#ifndef MK_FILE_H
+#define MK_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mk_file mk_file;
+
+typedef struct mk_file_ops {
+    /* Reads up to n bytes at off; returns bytes read (short only at end of
+     * file) or a negative mk_err. */
+    long (*pread)(mk_file *f, void *buf, size_t n, uint64_t off);
+    /* Writes all n bytes at off, extending the file; 0 or mk_err. */
+    int (*pwrite)(mk_file *f, const void *buf, size_t n, uint64_t off);
+    /* Makes every completed write durable. */
+    int (*sync)(mk_file *f);
+    int (*truncate)(mk_file *f, uint64_t size);
+    int (*size)(mk_file *f, uint64_t *size);
+    void (*close)(mk_file *f);
+} mk_file_ops;
+
+struct mk_file {
+    const mk_file_ops *ops;
+    char name[48]; /* fault-point prefix, e.g. "ref/dest/log" */
+};
+
+/* A memory file; starts empty. */
+int mk_file_mem(const char *name, mk_file **out);
+/* A POSIX file opened (created if absent when create is set) at path. */
+int mk_file_open(const char *path, int create, const char *name, mk_file **out);
+
+long mk_file_pread(mk_file *f, void *buf, size_t n, uint64_t off);
+int mk_file_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off);
+int mk_file_sync(mk_file *f);
+int mk_file_truncate(mk_file *f, uint64_t size);
+int mk_file_size(mk_file *f, uint64_t *size);
+void mk_file_close(mk_file *f);
+
+/* Reads exactly n bytes; bytes past the end of the file read as zero (a
+ * volume image is sparse, never short). */
+int mk_file_read_block(mk_file *f, void *buf, size_t n, uint64_t off);
+/* Reads exactly n bytes or fails with MK_ETRUNC (a log must not be short). */
+int mk_file_read_exact(mk_file *f, void *buf, size_t n, uint64_t off);
+
+#endif
