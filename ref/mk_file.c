@@ -1,4 +1,3 @@
-#define _GNU_SOURCE
 #include "mk_file.h"
 
 #include <errno.h>

@@ -1,0 +1,754 @@
+/*
+ * mirrorkit.c - the command line: demo, source, dest, dump.
+ *
+ * Exit codes (README.md, SPEC.md section 10): 0 ok, 1 verification failed,
+ * 2 usage or bad input, 3 I/O or transport error.  Every error message
+ * names the file, frame or offset it is about and the error's MK_ name.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mk_dest.h"
+#include "mk_err.h"
+#include "mk_logstore.h"
+#include "mk_net.h"
+#include "mk_pair.h"
+#include "mk_wire.h"
+#include "mk_workload.h"
+
+enum { EXIT_OK = 0, EXIT_VERIFY = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
+
+static int exit_code(int err)
+{
+    switch (err) {
+    case 0: return EXIT_OK;
+    case MK_EVERIFY: case MK_EDIGEST: case MK_EDIVERGED: case MK_ELOGLOST:
+        return EXIT_VERIFY;
+    case MK_EIO: case MK_ENOSPC: case MK_ENOMEM: case MK_ECLOSED:
+    case MK_ETIMEOUT: case MK_EREMOTE:
+        return EXIT_IO;
+    }
+    return EXIT_USAGE;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "mirrorkit %s: MK_EUSAGE: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see 'mirrorkit %s --help')\n", cmd);
+    return EXIT_USAGE;
+}
+
+/* Parses a whole unsigned number (decimal or 0x hex); 0 on success. */
+static int parse_u64(const char *s, uint64_t *v)
+{
+    char *end;
+    if (!s || !*s || *s == '-')
+        return -1;
+    errno = 0;
+    unsigned long long x = strtoull(s, &end, 0);
+    if (errno || *end)
+        return -1;
+    *v = x;
+    return 0;
+}
+
+/* ---- demo and source: options shared by every pair run ---------------- */
+
+static const char pair_opts_help[] =
+    "  --blocks N          volume size in blocks (default 16384)\n"
+    "  --block-size B      block size, a power of two in 512..65536 (default 4096)\n"
+    "  --mode M            sync | semi-sync | async (default sync)\n"
+    "  --cps N             consistency points to run (default 10)\n"
+    "  --writes N          client writes per CP (default 1000)\n"
+    "  --workload W        mixed | whole | partial | seq | hot (default mixed)\n"
+    "  --seed S            seed of the workload and the simulated link (default 1)\n"
+    "  --record FILE       save the source->destination byte stream to FILE\n"
+    "  --volume-id X       volume identity sent in HELLO (default 0x6d6972726f72)\n"
+    "  --source-id X       source identity sent in HELLO (default 0x736f75726365)\n";
+
+enum {
+    O_BLOCKS = 256, O_BS, O_MODE, O_CPS, O_WRITES, O_WORKLOAD, O_SEED, O_RECORD,
+    O_TRANSPORT, O_CONNECT, O_VERIFY_IMAGE, O_RECONNECT, O_VOLID, O_SRCID, O_KEEP,
+    O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP
+};
+
+static const struct option pair_long[] = {
+    {"blocks", 1, 0, O_BLOCKS}, {"block-size", 1, 0, O_BS}, {"mode", 1, 0, O_MODE},
+    {"cps", 1, 0, O_CPS}, {"writes", 1, 0, O_WRITES}, {"workload", 1, 0, O_WORKLOAD},
+    {"seed", 1, 0, O_SEED}, {"record", 1, 0, O_RECORD}, {"transport", 1, 0, O_TRANSPORT},
+    {"connect", 1, 0, O_CONNECT}, {"verify-image", 1, 0, O_VERIFY_IMAGE},
+    {"reconnect-timeout", 1, 0, O_RECONNECT}, {"volume-id", 1, 0, O_VOLID},
+    {"source-id", 1, 0, O_SRCID}, {"keep", 0, 0, O_KEEP}, {"help", 0, 0, O_HELP},
+    {0, 0, 0, 0}};
+
+/* Returns -1 when the options are good, else the exit code to leave with. */
+static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_config *c,
+                           int *keep, void (*help)(void))
+{
+    uint64_t v;
+    int o;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", pair_long, NULL)) != -1) {
+        switch (o) {
+        case O_HELP: help(); return EXIT_OK;
+        case O_BLOCKS:
+            if (parse_u64(optarg, &v) || v == 0)
+                return usage_error(cmd, "--blocks needs a positive integer, not '%s'", optarg);
+            c->nblocks = v;
+            break;
+        case O_BS:
+            if (parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
+                return usage_error(cmd, "--block-size must be a power of two in 512..65536, not '%s'", optarg);
+            c->block_size = (uint32_t)v;
+            break;
+        case O_MODE:
+            if ((c->mode = mk_mode_parse(optarg)) < 0)
+                return usage_error(cmd, "--mode must be sync, semi-sync or async, not '%s'", optarg);
+            break;
+        case O_CPS:
+            if (parse_u64(optarg, &v) || v == 0 || v > 1000000)
+                return usage_error(cmd, "--cps needs an integer in 1..1000000, not '%s'", optarg);
+            c->cps = (uint32_t)v;
+            break;
+        case O_WRITES:
+            if (parse_u64(optarg, &v))
+                return usage_error(cmd, "--writes needs an integer, not '%s'", optarg);
+            c->writes_per_cp = v;
+            break;
+        case O_WORKLOAD:
+            if ((c->workload = mk_workload_parse(optarg)) < 0)
+                return usage_error(cmd, "--workload must be mixed, whole, partial, seq or hot, not '%s'", optarg);
+            break;
+        case O_SEED:
+            if (parse_u64(optarg, &c->seed))
+                return usage_error(cmd, "--seed needs an integer, not '%s'", optarg);
+            break;
+        case O_RECORD: c->record = optarg; break;
+        case O_TRANSPORT:
+            if (strcmp(cmd, "demo") != 0 || (c->transport = mk_transport_parse(optarg)) < 0 ||
+                c->transport == MK_T_CONNECT)
+                return usage_error(cmd, "--transport must be sim, pipe or tcp, not '%s'", optarg);
+            break;
+        case O_CONNECT:
+            if (strcmp(cmd, "source") != 0)
+                return usage_error(cmd, "unknown option '%s'", "--connect");
+            c->connect = optarg;
+            break;
+        case O_VERIFY_IMAGE: c->verify_image = optarg; break;
+        case O_RECONNECT:
+            if (parse_u64(optarg, &v) || v > 86400)
+                return usage_error(cmd, "--reconnect-timeout needs seconds, not '%s'", optarg);
+            c->reconnect_timeout_s = (uint32_t)v;
+            break;
+        case O_VOLID:
+            if (parse_u64(optarg, &c->volume_id))
+                return usage_error(cmd, "--volume-id needs an integer, not '%s'", optarg);
+            break;
+        case O_SRCID:
+            if (parse_u64(optarg, &c->source_id))
+                return usage_error(cmd, "--source-id needs an integer, not '%s'", optarg);
+            break;
+        case O_KEEP: *keep = 1; break;
+        default:
+            return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (c->nblocks > UINT64_MAX / c->block_size)
+        return usage_error(cmd, "volume of %s blocks is too large", "that many");
+    return -1;
+}
+
+static void demo_help(void)
+{
+    printf("usage: mirrorkit demo [options]\n\n"
+           "Runs a source and a destination as a pair with a seeded workload, and\n"
+           "after every CP compares the source's CP image with the mirror block by\n"
+           "block.  Prints one line per CP and a bandwidth summary.  With no options:\n"
+           "64 MiB volume, sync mode, mixed workload, 10 CPs, simulated link.\n\n%s"
+           "  --transport T       sim (in-process, deterministic) | pipe (forked\n"
+           "                      destination over a socketpair) | tcp (forked\n"
+           "                      destination on loopback TCP) (default sim)\n"
+           "  --keep              keep the pipe/tcp destination's files and print where\n\n"
+           "Exit: 0 every CP verified, 1 verification failed, 2 usage, 3 I/O error.\n",
+           pair_opts_help);
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    mk_pair_config c;
+    mk_pair_result r;
+    int keep = 0, rc;
+    char dir[] = "/tmp/mirrorkit-demo-XXXXXX";
+    mk_pair_defaults(&c);
+    c.out = stdout;
+    if ((rc = parse_pair_opts("demo", argc, argv, &c, &keep, demo_help)) >= 0)
+        return rc;
+    if (c.transport != MK_T_SIM) {
+        if (!mkdtemp(dir)) {
+            fprintf(stderr, "mirrorkit demo: MK_EIO: cannot create %s: %s\n", dir, strerror(errno));
+            return EXIT_IO;
+        }
+        c.workdir = dir;
+    }
+    rc = mk_pair_run(&c, &r);
+    if (c.workdir) {
+        if (keep) {
+            printf("destination files kept in %s\n", dir);
+        } else {
+            char p[64];
+            snprintf(p, sizeof p, "%s/mirror.img", dir);
+            unlink(p);
+            snprintf(p, sizeof p, "%s/dest.log", dir);
+            unlink(p);
+            rmdir(dir);
+        }
+    }
+    return exit_code(rc);
+}
+
+static void source_help(void)
+{
+    printf("usage: mirrorkit source --connect HOST:PORT [options]\n\n"
+           "Runs the reference source against a destination listening at HOST:PORT\n"
+           "(e.g. 'mirrorkit dest --listen').  If the connection drops it reconnects\n"
+           "and resumes (SPEC.md 8.2).  Every CP_ACK digest is checked; with\n"
+           "--verify-image the mirror image is also compared block by block.\n\n%s"
+           "  --connect HOST:PORT the destination (required)\n"
+           "  --verify-image F    the destination's mirror image, to compare after each CP\n"
+           "  --reconnect-timeout S  give up reconnecting after S seconds (default 30)\n\n"
+           "Exit: 0 every CP verified, 1 verification failed, 2 usage, 3 I/O error.\n",
+           pair_opts_help);
+}
+
+static int cmd_source(int argc, char **argv)
+{
+    mk_pair_config c;
+    mk_pair_result r;
+    int keep = 0, rc;
+    mk_pair_defaults(&c);
+    c.out = stdout;
+    c.transport = MK_T_CONNECT;
+    if ((rc = parse_pair_opts("source", argc, argv, &c, &keep, source_help)) >= 0)
+        return rc;
+    if (!c.connect)
+        return usage_error("source", "%s is required", "--connect HOST:PORT");
+    rc = mk_pair_run(&c, &r);
+    return exit_code(rc);
+}
+
+/* ---- dest ------------------------------------------------------------- */
+
+static volatile sig_atomic_t stop_flag;
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void dest_help(void)
+{
+    printf("usage: mirrorkit dest --listen HOST:PORT --image F --log F [options]\n\n"
+           "Runs the reference destination.  On start it recovers from its log: a\n"
+           "torn tail is cut and a committed CP not yet in the mirror is redone\n"
+           "(SPEC.md 7.6).  It serves one source session at a time; a second\n"
+           "connection is refused with MK_EPEER.\n\n"
+           "  --listen HOST:PORT  address to listen on (port 0 picks one)\n"
+           "  --image F           the mirror image (created sparse if absent)\n"
+           "  --log F             the log store (created if absent)\n"
+           "  --port-file F       write the port actually bound to F\n"
+           "  --once              exit after the first session ends\n"
+           "  --promote           replay the log after the last CP onto the image\n"
+           "                      and retire the log (SPEC.md 8.4), then exit\n"
+           "  --blocks N --block-size B --volume-id X\n"
+           "                      expected volume; a HELLO for another is refused\n\n"
+           "Exit: 0 ok, 2 usage or bad input, 3 I/O error.\n");
+}
+
+static void refuse_peer(int lfd)
+{
+    struct pollfd p = {lfd, POLLIN, 0};
+    while (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            return;
+        mk_buf b;
+        mk_buf_init(&b);
+        mk_error_encode(&b, 0, MK_EPEER, "a session with another source is active");
+        mk_io_flush(fd, &b, 500);
+        mk_buf_free(&b);
+        close(fd);
+    }
+}
+
+static int dest_sink(void *ctx, const uint8_t *buf, size_t n)
+{
+    return mk_dest_recv(ctx, buf, n, 0);
+}
+
+static int serve_sessions(mk_dest *d, int lfd, int once)
+{
+    while (!stop_flag) {
+        struct pollfd p = {lfd, POLLIN, 0};
+        if (poll(&p, 1, 200) <= 0)
+            continue;
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            continue;
+        mk_net_nonblock(fd);
+        int rc;
+        do {
+            rc = mk_io_pump(fd, mk_dest_out(d), dest_sink, d, 200, NULL);
+            refuse_peer(lfd);
+        } while (rc == 0 && !stop_flag);
+        if (rc && rc != MK_ECLOSED) {
+            mk_io_flush(fd, mk_dest_out(d), 2000);
+            fprintf(stderr, "mirrorkit dest: session ended: %s: %s\n", mk_errname(rc),
+                    mk_strerror(rc));
+        }
+        close(fd);
+        mk_dest_session_end(d);
+        if (mk_dest_error(d)) {
+            fprintf(stderr, "mirrorkit dest: storage failed: %s: %s\n",
+                    mk_errname(mk_dest_error(d)), mk_strerror(mk_dest_error(d)));
+            return mk_dest_error(d);
+        }
+        if (once)
+            break;
+    }
+    return 0;
+}
+
+static int cmd_dest(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        {"listen", 1, 0, O_LISTEN}, {"image", 1, 0, O_IMAGE}, {"log", 1, 0, O_LOG},
+        {"once", 0, 0, O_ONCE}, {"promote", 0, 0, O_PROMOTE}, {"port-file", 1, 0, O_PORTFILE},
+        {"blocks", 1, 0, O_BLOCKS}, {"block-size", 1, 0, O_BS}, {"volume-id", 1, 0, O_VOLID},
+        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+    const char *listen_addr = NULL, *image = NULL, *logp = NULL, *portfile = NULL;
+    int once = 0, promote = 0, o, rc;
+    mk_dest_config dc = {0, 0, 0};
+    uint64_t v;
+    optind = 1;
+    opterr = 0;
+    while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (o) {
+        case O_HELP: dest_help(); return EXIT_OK;
+        case O_LISTEN: listen_addr = optarg; break;
+        case O_IMAGE: image = optarg; break;
+        case O_LOG: logp = optarg; break;
+        case O_PORTFILE: portfile = optarg; break;
+        case O_ONCE: once = 1; break;
+        case O_PROMOTE: promote = 1; break;
+        case O_BLOCKS:
+            if (parse_u64(optarg, &dc.nblocks) || !dc.nblocks)
+                return usage_error("dest", "--blocks needs a positive integer, not '%s'", optarg);
+            break;
+        case O_BS:
+            if (parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
+                return usage_error("dest", "--block-size must be a power of two in 512..65536, not '%s'", optarg);
+            dc.block_size = (uint32_t)v;
+            break;
+        case O_VOLID:
+            if (parse_u64(optarg, &dc.volume_id))
+                return usage_error("dest", "--volume-id needs an integer, not '%s'", optarg);
+            break;
+        default:
+            return usage_error("dest", "unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return usage_error("dest", "unexpected argument '%s'", argv[optind]);
+    if (!image || !logp)
+        return usage_error("dest", "%s are required", "--image and --log");
+    if (!promote && !listen_addr)
+        return usage_error("dest", "%s is required", "--listen HOST:PORT");
+    mk_file *mf = NULL, *lf = NULL;
+    mk_dest *d = NULL;
+    int lfd = -1;
+    if ((rc = mk_file_open(image, !promote, "ref/dest/mirror", &mf))) {
+        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", image, mk_errname(rc), mk_strerror(rc));
+        return promote ? EXIT_USAGE : EXIT_IO;
+    }
+    if ((rc = mk_file_open(logp, !promote, "ref/dest/log", &lf))) {
+        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", logp, mk_errname(rc), mk_strerror(rc));
+        mk_file_close(mf);
+        return promote ? EXIT_USAGE : EXIT_IO;
+    }
+    if ((rc = mk_dest_open(&dc, mf, lf, &d))) {
+        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", logp, mk_errname(rc), mk_strerror(rc));
+        goto out;
+    }
+    const mk_dest_stats *st = mk_dest_get_stats(d);
+    mk_log_info li;
+    mk_dest_log_info(d, &li);
+    fprintf(stderr, "mirrorkit dest: log %s: last CP %" PRIu64 ", durable transfer %" PRIu64
+                    ", %" PRIu64 " torn bytes cut, %" PRIu64 " CP redone\n",
+            logp, li.last_cp, li.durable_tid, st->cut_bytes, st->redo_cps);
+    if (promote) {
+        rc = mk_dest_promote(d);
+        if (rc == 0)
+            fprintf(stderr, "mirrorkit dest: promoted: %s now holds CP %" PRIu64
+                            " plus every durable transfer after it\n", image, li.last_cp);
+        else
+            fprintf(stderr, "mirrorkit dest: promote: %s: %s\n", mk_errname(rc), mk_strerror(rc));
+        goto out;
+    }
+    uint16_t port;
+    if ((rc = mk_net_listen(listen_addr, &lfd, &port))) {
+        fprintf(stderr, "mirrorkit dest: cannot listen on %s: %s: %s\n", listen_addr,
+                mk_errname(rc), mk_strerror(rc));
+        goto out;
+    }
+    if (portfile) {
+        FILE *pf = fopen(portfile, "w");
+        if (!pf || fprintf(pf, "%u\n", port) < 0 || fclose(pf)) {
+            rc = MK_EIO;
+            fprintf(stderr, "mirrorkit dest: %s: cannot write port file\n", portfile);
+            goto out;
+        }
+    }
+    printf("mirrorkit dest: listening on port %u\n", port);
+    fflush(stdout);
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    rc = serve_sessions(d, lfd, once);
+out:
+    if (lfd >= 0)
+        close(lfd);
+    mk_dest_free(d);
+    mk_file_close(mf);
+    mk_file_close(lf);
+    return rc == MK_EIO || rc == MK_ENOSPC ? EXIT_IO : exit_code(rc);
+}
+
+/* ---- dump ------------------------------------------------------------- */
+
+static void dump_help(void)
+{
+    printf("usage: mirrorkit dump FILE\n\n"
+           "Decodes a recorded stream (demo/source --record) or a destination log\n"
+           "store into one line per frame or record, with its byte offset.  A\n"
+           "malformed or torn file is reported at the exact offset where decoding\n"
+           "stopped.\n\n"
+           "Exit: 0 whole file decoded, 2 malformed input or usage, 3 I/O error.\n");
+}
+
+/* Prints the fields of one frame or record payload.  Decoding errors are
+ * returned so the caller reports them with the offset. */
+static int dump_payload(const mk_frame *f, uint32_t bs)
+{
+    int rc;
+    switch (f->type) {
+    case MK_F_HELLO: {
+        mk_hello h;
+        if ((rc = mk_hello_decode(f, &h)))
+            return rc;
+        printf(" volume=0x%" PRIx64 " nblocks=%" PRIu64 " block_size=%u mode=%s source=0x%" PRIx64,
+               h.volume_id, h.nblocks, h.block_size, mk_mode_name(h.mode), h.source_id);
+        return 0;
+    }
+    case MK_F_HELLO_ACK: {
+        mk_hello_ack a;
+        if ((rc = mk_hello_ack_decode(f, &a)))
+            return rc;
+        printf(" volume=0x%" PRIx64 " nblocks=%" PRIu64 " block_size=%u last_cp=%" PRIu64
+               " durable_tid=%" PRIu64 " source=0x%" PRIx64,
+               a.volume_id, a.nblocks, a.block_size, a.last_cp, a.durable_tid, a.source_id);
+        return 0;
+    }
+    case MK_F_LOG: case MK_R_TRANSFER: {
+        mk_log l;
+        mk_xgeom g;
+        if ((rc = mk_log_decode(f, &l)))
+            return rc;
+        printf(" tid=%" PRIu64 " offset=%" PRIu64 " length=%u", l.tid, l.offset, l.length);
+        if (bs) {
+            mk_transfer_geom(l.offset, l.length, bs, &g);
+            printf(" head=%u slots=%u", g.head_len, g.nslots);
+            if (g.nslots)
+                printf(" (blocks %" PRIu64 "..%" PRIu64 ")", g.first_block,
+                       g.first_block + g.nslots - 1);
+            printf(" tail=%u", g.tail_len);
+        }
+        return 0;
+    }
+    case MK_F_LOG_ACK: {
+        uint64_t t;
+        if ((rc = mk_log_ack_decode(f, &t)))
+            return rc;
+        printf(" tid=%" PRIu64, t);
+        return 0;
+    }
+    case MK_F_CP_BEGIN: {
+        mk_cp_begin b;
+        if ((rc = mk_cp_begin_decode(f, &b)))
+            return rc;
+        printf(" cp=%" PRIu64 " records=%" PRIu64 " covers_tid=%" PRIu64, b.cp, b.nrecords,
+               b.covers_tid);
+        return 0;
+    }
+    case MK_F_CP_DATA: case MK_R_CP_DATA: {
+        mk_cp_data d;
+        if (!bs) {
+            if (f->len < MK_CP_DATA_HDR_LEN + MK_MIN_BLOCK)
+                return MK_ELENGTH;
+            bs = f->len - MK_CP_DATA_HDR_LEN;
+        }
+        if ((rc = mk_cp_data_decode(f, bs, &d)))
+            return rc;
+        printf(" cp=%" PRIu64 " block=%" PRIu64 " hash=%016" PRIx64, d.cp, d.block,
+               mk_block_hash(d.data, bs));
+        return 0;
+    }
+    case MK_F_CP_REF: {
+        uint64_t cp;
+        uint32_t n;
+        if ((rc = mk_cp_ref_decode(f, &cp, &n)))
+            return rc;
+        printf(" cp=%" PRIu64 " count=%u", cp, n);
+        for (uint32_t i = 0; i < n && i < 3; i++) {
+            mk_ref r;
+            mk_ref_at(f, i, &r);
+            printf(" [block %" PRIu64 " = tid %" PRIu64 " slot %u hash %016" PRIx64 "]",
+                   r.block, r.tid, r.slot, r.hash);
+        }
+        if (n > 3)
+            printf(" ...");
+        return 0;
+    }
+    case MK_F_CP_COMMIT: {
+        mk_cp_commit c;
+        if ((rc = mk_cp_commit_decode(f, &c)))
+            return rc;
+        printf(" cp=%" PRIu64 " records=%" PRIu64, c.cp, c.nrecords);
+        return 0;
+    }
+    case MK_F_NAK: {
+        mk_nak n;
+        if ((rc = mk_nak_decode(f, &n)))
+            return rc;
+        printf(" cp=%" PRIu64 " block=%" PRIu64 " reason=%s", n.cp, n.block, mk_errname(n.reason));
+        return 0;
+    }
+    case MK_F_CP_ACK: {
+        mk_cp_ack a;
+        if ((rc = mk_cp_ack_decode(f, &a)))
+            return rc;
+        printf(" cp=%" PRIu64 " applied=%" PRIu64 " digest=%016" PRIx64, a.cp, a.napplied, a.digest);
+        return 0;
+    }
+    case MK_F_ERROR: {
+        mk_error_frame e;
+        if ((rc = mk_error_decode(f, &e)))
+            return rc;
+        printf(" code=%s msg=\"%.*s\"", mk_errname(e.code), (int)e.msglen, (const char *)e.msg);
+        return 0;
+    }
+    case MK_R_CP_COMMIT: {
+        mk_rcur c;
+        uint64_t cp, covers, n;
+        mk_rcur_init(&c, f->payload, f->len);
+        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &n) ||
+            mk_rcur_left(&c) / 16 != n || mk_rcur_left(&c) % 16)
+            return MK_ELENGTH;
+        printf(" cp=%" PRIu64 " covers_tid=%" PRIu64 " blocks=%" PRIu64, cp, covers, n);
+        return 0;
+    }
+    case MK_R_CP_APPLIED: {
+        mk_rcur c;
+        uint64_t cp;
+        mk_rcur_init(&c, f->payload, f->len);
+        if (f->len != 8 || mk_rcur_u64(&c, &cp))
+            return MK_ELENGTH;
+        printf(" cp=%" PRIu64, cp);
+        return 0;
+    }
+    }
+    return MK_ETYPE;
+}
+
+static int read_whole(const char *path, uint8_t **buf, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    struct stat st;
+    if (!f)
+        return errno == ENOENT ? MK_EINVAL : MK_EIO;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode)) {
+        fclose(f);
+        return MK_EINVAL;
+    }
+    *len = (size_t)st.st_size;
+    *buf = malloc(*len ? *len : 1);
+    int rc = *buf && fread(*buf, 1, *len, f) == *len ? 0 : MK_EIO;
+    fclose(f);
+    return rc;
+}
+
+static int dump_frames(const char *path, const uint8_t *buf, size_t len, size_t off,
+                       uint32_t bs, int is_log, uint64_t seq)
+{
+    uint64_t nframes = 0;
+    while (off < len) {
+        mk_frame f;
+        size_t used;
+        int rc = mk_frame_decode(buf + off, len - off, len - off, MK_FRAME_MAGIC, &f, &used);
+        if (rc == 0 && is_log && f.seq != seq)
+            rc = MK_ESEQ;
+        if (rc == 0) {
+            printf("@%zu seq=%" PRIu64 " %s len=%u", off, f.seq, mk_ftype_name(f.type), f.len);
+            if (f.type == MK_F_HELLO && !is_log) {
+                mk_hello h;
+                if (mk_hello_decode(&f, &h) == 0)
+                    bs = h.block_size;
+            }
+            rc = dump_payload(&f, bs);
+            printf("\n");
+        }
+        if (rc) {
+            fprintf(stderr, "mirrorkit dump: %s: offset %zu: %s%s: %s\n", path, off,
+                    is_log && (rc == MK_ETRUNC || rc == MK_ECHECKSUM || rc == MK_ESEQ)
+                        ? "torn or stale log tail, "
+                        : "",
+                    mk_errname(rc), mk_strerror(rc));
+            return rc;
+        }
+        off += used;
+        seq++;
+        nframes++;
+    }
+    printf("# %" PRIu64 " %s, %zu bytes\n", nframes, is_log ? "records" : "frames", len);
+    return 0;
+}
+
+static int cmd_dump(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--help") == 0) {
+        dump_help();
+        return EXIT_OK;
+    }
+    if (argc != 2 || argv[1][0] == '-')
+        return usage_error("dump", "expects exactly one FILE, got %s",
+                           argc < 2 ? "none" : argv[argc > 2 ? 2 : 1]);
+    const char *path = argv[1];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = read_whole(path, &buf, &len);
+    if (rc) {
+        fprintf(stderr, "mirrorkit dump: %s: %s: %s\n", path, mk_errname(rc),
+                rc == MK_EINVAL ? "no such regular file" : mk_strerror(rc));
+        free(buf);
+        return rc == MK_EINVAL ? EXIT_USAGE : EXIT_IO;
+    }
+    uint32_t magic = 0;
+    mk_rcur mc;
+    mk_rcur_init(&mc, buf, len);
+    mk_rcur_u32(&mc, &magic);
+    if (magic == MK_LOG_MAGIC) {
+        /* A log store: show both header slots, then the records. */
+        uint32_t bs = 0;
+        uint64_t seq = 0, bestgen = 0;
+        int any = 0;
+        for (int s = 0; s < 2 && len >= (size_t)(s + 1) * MK_LOG_SLOT_LEN; s++) {
+            mk_rcur c;
+            uint32_t m, b;
+            uint16_t ver;
+            uint64_t gen, vol, nb, src, bcp, btid, nseq;
+            mk_rcur_init(&c, buf + s * MK_LOG_SLOT_LEN, MK_LOG_SLOT_LEN);
+            mk_rcur_u32(&c, &m);
+            mk_rcur_u16(&c, &ver);
+            mk_rcur_skip(&c, 2);
+            mk_rcur_u64(&c, &gen);
+            mk_rcur_u64(&c, &vol);
+            mk_rcur_u64(&c, &nb);
+            mk_rcur_u32(&c, &b);
+            mk_rcur_skip(&c, 4);
+            mk_rcur_u64(&c, &src);
+            mk_rcur_u64(&c, &bcp);
+            mk_rcur_u64(&c, &btid);
+            mk_rcur_u64(&c, &nseq);
+            if (m != MK_LOG_MAGIC) {
+                printf("@%d header slot %d: empty\n", s * MK_LOG_SLOT_LEN, s);
+                continue;
+            }
+            printf("@%d header slot %d: version=%u generation=%" PRIu64 " volume=0x%" PRIx64
+                   " nblocks=%" PRIu64 " block_size=%u source=0x%" PRIx64 " base_cp=%" PRIu64
+                   " base_tid=%" PRIu64 " next_seq=%" PRIu64 "\n",
+                   s * MK_LOG_SLOT_LEN, s, ver, gen, vol, nb, b, src, bcp, btid, nseq);
+            if (ver != MK_LOG_VERSION) {
+                fprintf(stderr, "mirrorkit dump: %s: offset %d: MK_EVERSION: %s\n", path,
+                        s * MK_LOG_SLOT_LEN + 4, mk_strerror(MK_EVERSION));
+                free(buf);
+                return EXIT_USAGE;
+            }
+            if (!any || gen > bestgen) {
+                any = 1;
+                bestgen = gen;
+                bs = b;
+                seq = nseq;
+            }
+        }
+        rc = len < MK_LOG_DATA_START ? MK_ETRUNC : 0;
+        if (rc)
+            fprintf(stderr, "mirrorkit dump: %s: offset %zu: MK_ETRUNC: log header cut short\n",
+                    path, len);
+        else
+            rc = dump_frames(path, buf, len, MK_LOG_DATA_START, bs, 1, seq);
+    } else if (magic == MK_FRAME_MAGIC) {
+        rc = dump_frames(path, buf, len, 0, 0, 0, 0);
+    } else {
+        rc = MK_EMAGIC;
+        fprintf(stderr, "mirrorkit dump: %s: offset 0: MK_EMAGIC: %s\n", path, mk_strerror(rc));
+    }
+    free(buf);
+    return rc ? EXIT_USAGE : EXIT_OK;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static void main_help(void)
+{
+    printf("usage: mirrorkit COMMAND [options]   (mirrorkit COMMAND --help for each)\n\n"
+           "  demo     run a source/destination pair and verify every CP\n"
+           "  source   run the reference source against a destination over TCP\n"
+           "  dest     run the reference destination (listen, recover, promote)\n"
+           "  dump     decode a recorded stream or a destination log, frame by frame\n\n"
+           "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        main_help();
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0 || strcmp(cmd, "-h") == 0) {
+        main_help();
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "demo") == 0)
+        return cmd_demo(argc - 1, argv + 1);
+    if (strcmp(cmd, "source") == 0)
+        return cmd_source(argc - 1, argv + 1);
+    if (strcmp(cmd, "dest") == 0)
+        return cmd_dest(argc - 1, argv + 1);
+    if (strcmp(cmd, "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
+    fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
+    return EXIT_USAGE;
+}

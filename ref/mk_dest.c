@@ -1,0 +1,562 @@
+#include "mk_dest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mk_err.h"
+#include "mk_map.h"
+#include "mk_wire.h"
+
+enum { S_AWAIT_HELLO, S_READY };
+
+/* One block staged for the open CP: where its CP content is in the log. */
+typedef struct staged {
+    uint64_t block, off, hash;
+    int naked; /* REF refused; waiting for the DATA resend */
+} staged;
+
+struct mk_dest {
+    mk_dest_config cfg;
+    mk_file *mirror, *logf;
+    mk_logstore *log;
+    mk_log_ident id;
+    int have_id;
+    int state;
+    int sess_err;  /* protocol error: ends the session */
+    int fatal;     /* storage error: ends the engine */
+    uint64_t recv_seq, send_seq;
+    uint64_t last_tid;     /* highest transfer ID received (durable or not) */
+    uint64_t synced_tid;   /* highest transfer ID made durable and acked */
+    mk_buf in, out;
+    uint8_t *block;        /* one block of scratch */
+    /* the open CP */
+    int cp_open, commit_seen;
+    mk_cp_begin cp;
+    staged *st;
+    size_t nst, capst;
+    mk_map where;          /* block -> index in st */
+    uint64_t outstanding;  /* NAKed blocks not yet resent */
+    mk_dest_stats stats;
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static int fail_session(mk_dest *d, int err, const char *what)
+{
+    char msg[MK_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s: %s", what, mk_strerror(err));
+    mk_error_encode(&d->out, d->send_seq++, err, msg);
+    d->sess_err = err;
+    return err;
+}
+
+static int fail_storage(mk_dest *d, int err, const char *what)
+{
+    fail_session(d, err, what);
+    d->fatal = err;
+    return err;
+}
+
+static void cp_reset(mk_dest *d)
+{
+    d->cp_open = d->commit_seen = 0;
+    d->nst = 0;
+    d->outstanding = 0;
+    mk_map_clear(&d->where);
+}
+
+static int ensure_block_buf(mk_dest *d)
+{
+    if (d->block)
+        return 0;
+    d->block = malloc(d->id.block_size);
+    return d->block ? 0 : MK_ENOMEM;
+}
+
+/* Makes every appended transfer durable, then acknowledges the highest
+ * one; acknowledgement is cumulative (section 4.4). */
+static int flush_log_acks(mk_dest *d)
+{
+    if (d->last_tid == d->synced_tid)
+        return 0;
+    int rc = mk_logstore_sync(d->log);
+    if (rc)
+        return fail_storage(d, rc, "log sync");
+    d->stats.log_syncs++;
+    d->synced_tid = d->last_tid;
+    return mk_log_ack_encode(&d->out, d->send_seq++, d->synced_tid);
+}
+
+/* Copies the blocks of a committed CP from the log into the mirror and
+ * makes them durable (section 7.4 steps 4-5).  Idempotent, so recovery may
+ * repeat it after a crash at any point. */
+static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n,
+                         uint64_t *digest)
+{
+    uint32_t bs = d->id.block_size;
+    uint64_t dg = 0;
+    int rc;
+    for (uint64_t i = 0; i < n; i++) {
+        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)))
+            return rc;
+        if ((rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)))
+            return rc;
+        dg = mk_digest_step(dg, e[i].block, mk_block_hash(d->block, bs));
+    }
+    if (digest)
+        *digest = dg;
+    return mk_file_sync(d->mirror);
+}
+
+static int recover(mk_dest *d)
+{
+    mk_redo_entry *e = NULL;
+    uint64_t cp, n;
+    int rc = mk_logstore_pending_redo(d->log, &cp, &e, &n);
+    if (rc <= 0)
+        return rc;
+    if ((rc = ensure_block_buf(d)) == 0 && (rc = apply_entries(d, e, n, NULL)) == 0 &&
+        (rc = mk_logstore_append_applied(d->log, cp)) == 0)
+        rc = mk_logstore_sync(d->log);
+    free(e);
+    if (rc == 0)
+        d->stats.redo_cps++;
+    return rc;
+}
+
+int mk_dest_open(const mk_dest_config *cfg, mk_file *mirror, mk_file *log,
+                 mk_dest **out)
+{
+    mk_dest *d = calloc(1, sizeof *d);
+    mk_log_info info;
+    int rc;
+    if (!d)
+        return MK_ENOMEM;
+    d->cfg = *cfg;
+    d->mirror = mirror;
+    d->logf = log;
+    mk_buf_init(&d->in);
+    mk_buf_init(&d->out);
+    mk_map_init(&d->where);
+    if ((rc = mk_logstore_open(log, &d->log, &info)))
+        goto fail;
+    d->stats.cut_bytes = info.cut_bytes;
+    if (!info.fresh) {
+        mk_logstore_ident(d->log, &d->id);
+        d->have_id = 1;
+        if ((cfg->nblocks && cfg->nblocks != d->id.nblocks) ||
+            (cfg->block_size && cfg->block_size != d->id.block_size) ||
+            (cfg->volume_id && cfg->volume_id != d->id.volume_id)) {
+            rc = MK_EVOLUME;
+            goto fail;
+        }
+        if ((rc = recover(d)))
+            goto fail;
+    }
+    d->last_tid = d->synced_tid = info.durable_tid;
+    *out = d;
+    return 0;
+fail:
+    mk_dest_free(d);
+    return rc;
+}
+
+void mk_dest_free(mk_dest *d)
+{
+    if (!d)
+        return;
+    mk_logstore_free(d->log);
+    mk_buf_free(&d->in);
+    mk_buf_free(&d->out);
+    mk_map_free(&d->where);
+    free(d->st);
+    free(d->block);
+    free(d);
+}
+
+mk_buf *mk_dest_out(mk_dest *d) { return &d->out; }
+int mk_dest_error(const mk_dest *d) { return d->fatal ? d->fatal : d->sess_err; }
+const mk_dest_stats *mk_dest_get_stats(const mk_dest *d) { return &d->stats; }
+void mk_dest_log_info(const mk_dest *d, mk_log_info *info) { mk_logstore_info(d->log, info); }
+
+int mk_dest_ident(const mk_dest *d, mk_log_ident *id)
+{
+    if (!d->have_id)
+        return MK_ESTATE;
+    *id = d->id;
+    return 0;
+}
+
+void mk_dest_session_end(mk_dest *d)
+{
+    mk_buf_clear(&d->in);
+    mk_buf_clear(&d->out);
+    cp_reset(d);
+    d->state = S_AWAIT_HELLO;
+    d->sess_err = 0;
+    d->recv_seq = d->send_seq = 0;
+}
+
+/* ---- frame handlers --------------------------------------------------- */
+
+static int on_hello(mk_dest *d, const mk_frame *f)
+{
+    mk_hello h;
+    int rc = mk_hello_decode(f, &h);
+    if (rc)
+        return fail_session(d, rc, "HELLO");
+    if ((d->cfg.nblocks && d->cfg.nblocks != h.nblocks) ||
+        (d->cfg.block_size && d->cfg.block_size != h.block_size) ||
+        (d->cfg.volume_id && d->cfg.volume_id != h.volume_id))
+        return fail_session(d, MK_EVOLUME, "HELLO volume differs from configuration");
+    if (!d->have_id) {
+        mk_log_ident id = {h.volume_id, h.nblocks, h.source_id, h.block_size};
+        /* The mirror gets its full size now, as a sparse file, so every
+         * later write lands inside it and reads of unwritten blocks are
+         * zeros (section 1.1). */
+        if ((rc = mk_file_truncate(d->mirror, h.nblocks * h.block_size)) ||
+            (rc = mk_file_sync(d->mirror)) || (rc = mk_logstore_init(d->log, &id)))
+            return fail_storage(d, rc, "initialising mirror and log");
+        d->id = id;
+        d->have_id = 1;
+    }
+    if (h.volume_id != d->id.volume_id || h.nblocks != d->id.nblocks ||
+        h.block_size != d->id.block_size)
+        return fail_session(d, MK_EVOLUME, "HELLO volume differs from the log's");
+    if (h.source_id != d->id.source_id)
+        return fail_session(d, MK_EPEER, "HELLO from a source other than the log's");
+    if ((rc = ensure_block_buf(d)))
+        return fail_storage(d, rc, "allocation");
+    /* Whatever was appended is made durable before it is reported. */
+    if (d->last_tid != d->synced_tid) {
+        if ((rc = mk_logstore_sync(d->log)))
+            return fail_storage(d, rc, "log sync");
+        d->synced_tid = d->last_tid;
+    }
+    mk_log_info info;
+    mk_logstore_info(d->log, &info);
+    mk_hello_ack a = {d->id.volume_id, d->id.nblocks, d->id.block_size,
+                      info.last_cp, info.durable_tid, h.source_id};
+    d->state = S_READY;
+    d->stats.sessions++;
+    return mk_hello_ack_encode(&d->out, d->send_seq++, &a);
+}
+
+static int on_log(mk_dest *d, const mk_frame *f)
+{
+    mk_log l;
+    int rc = mk_log_decode(f, &l);
+    if (rc)
+        return fail_session(d, rc, "LOG");
+    if (l.tid <= d->last_tid)
+        return fail_session(d, MK_ETID, "LOG transfer ID");
+    uint64_t vbytes = d->id.nblocks * d->id.block_size;
+    if (l.offset > vbytes || l.length > vbytes - l.offset)
+        return fail_session(d, MK_ERANGE, "LOG range");
+    if ((rc = mk_logstore_append_transfer(d->log, &l)))
+        return fail_storage(d, rc, "log append");
+    d->last_tid = l.tid;
+    d->stats.transfers++;
+    return 0;
+}
+
+static int on_cp_begin(mk_dest *d, const mk_frame *f)
+{
+    mk_cp_begin b;
+    mk_log_info info;
+    int rc = mk_cp_begin_decode(f, &b);
+    if (rc)
+        return fail_session(d, rc, "CP_BEGIN");
+    if (d->cp_open)
+        return fail_session(d, MK_ESTATE, "CP_BEGIN inside an open CP");
+    mk_logstore_info(d->log, &info);
+    if (b.cp != info.last_cp + 1)
+        return fail_session(d, MK_ECP, "CP_BEGIN number");
+    if (b.covers_tid > d->last_tid || b.covers_tid < info.covers_tid)
+        return fail_session(d, MK_ETID, "CP_BEGIN covers a transfer not received");
+    if (b.nrecords > d->id.nblocks)
+        return fail_session(d, MK_ECOUNT, "CP_BEGIN record count");
+    cp_reset(d);
+    d->cp = b;
+    d->cp_open = 1;
+    return 0;
+}
+
+/* Admits one more record of the open CP for `block`; returns its staging
+ * slot, or NULL after failing the session. */
+static staged *stage(mk_dest *d, uint64_t block, int *rc)
+{
+    uint64_t idx;
+    if (block >= d->id.nblocks) {
+        *rc = fail_session(d, MK_ERANGE, "CP record block");
+        return NULL;
+    }
+    if (mk_map_get(&d->where, block, &idx)) {
+        if (d->st[idx].naked)
+            return &d->st[idx];
+        *rc = fail_session(d, MK_EDUPBLOCK, "CP record");
+        return NULL;
+    }
+    if (d->commit_seen || d->nst >= d->cp.nrecords) {
+        *rc = fail_session(d, d->commit_seen ? MK_ESTATE : MK_ECOUNT,
+                           "CP record beyond the announced count");
+        return NULL;
+    }
+    if (d->nst == d->capst) {
+        size_t n = d->capst ? d->capst * 2 : 1024;
+        staged *p = realloc(d->st, n * sizeof *p);
+        if (!p) {
+            *rc = fail_storage(d, MK_ENOMEM, "staging");
+            return NULL;
+        }
+        d->st = p;
+        d->capst = n;
+    }
+    if ((*rc = mk_map_put(&d->where, block, d->nst))) {
+        fail_storage(d, *rc, "staging");
+        return NULL;
+    }
+    staged *s = &d->st[d->nst++];
+    memset(s, 0, sizeof *s);
+    s->block = block;
+    return s;
+}
+
+static int cmp_staged(const void *a, const void *b)
+{
+    const staged *x = a, *y = b;
+    return x->block < y->block ? -1 : x->block > y->block;
+}
+
+/* Section 7.4: redo record durable, then the mirror, then CP_ACK. */
+static int apply_cp(mk_dest *d)
+{
+    int rc;
+    uint64_t digest, n = d->nst;
+    if ((rc = flush_log_acks(d)))
+        return rc;
+    qsort(d->st, n, sizeof *d->st, cmp_staged);
+    mk_redo_entry *e = malloc((n ? n : 1) * sizeof *e);
+    if (!e)
+        return fail_storage(d, MK_ENOMEM, "redo record");
+    for (uint64_t i = 0; i < n; i++) {
+        e[i].block = d->st[i].block;
+        e[i].off = d->st[i].off;
+    }
+    rc = mk_logstore_sync(d->log);
+    if (rc == 0)
+        rc = mk_logstore_append_commit(d->log, d->cp.cp, d->cp.covers_tid, e, n);
+    if (rc == 0)
+        rc = mk_logstore_sync(d->log);
+    if (rc == 0)
+        rc = apply_entries(d, e, n, &digest);
+    free(e);
+    if (rc == 0)
+        rc = mk_logstore_append_applied(d->log, d->cp.cp);
+    if (rc == 0 && (rc = mk_logstore_reclaim(d->log)) > 0)
+        rc = 0;
+    if (rc)
+        return fail_storage(d, rc, "applying CP");
+    mk_cp_ack a = {d->cp.cp, n, digest};
+    d->stats.cps_applied++;
+    cp_reset(d);
+    return mk_cp_ack_encode(&d->out, d->send_seq++, &a);
+}
+
+static int on_cp_data(mk_dest *d, const mk_frame *f)
+{
+    mk_cp_data c;
+    int rc = mk_cp_data_decode(f, d->id.block_size, &c);
+    if (rc)
+        return fail_session(d, rc, "CP_DATA");
+    if (!d->cp_open || c.cp != d->cp.cp)
+        return fail_session(d, d->cp_open ? MK_ECP : MK_ESTATE, "CP_DATA");
+    staged *s = stage(d, c.block, &rc);
+    if (!s)
+        return rc;
+    uint64_t off;
+    if ((rc = mk_logstore_append_cp_data(d->log, c.cp, c.block, c.data, &off)))
+        return fail_storage(d, rc, "log append");
+    s->off = off;
+    s->hash = mk_block_hash(c.data, d->id.block_size);
+    if (s->naked) {
+        s->naked = 0;
+        d->outstanding--;
+    }
+    d->stats.cp_data++;
+    if (d->commit_seen && d->outstanding == 0)
+        return apply_cp(d);
+    return 0;
+}
+
+/* Resolves one REF against the log (section 7.2): the transfer must be in
+ * the log, the slot must exist and hold this block, and its bytes must hash
+ * to the REF's checksum.  Anything else is a NAK, not a session error. */
+static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
+{
+    uint64_t block;
+    int rc = mk_logstore_find_slot(d->log, r->tid, r->slot, off, &block);
+    if (rc)
+        return rc;
+    if (block != r->block)
+        return MK_ESLOT;
+    if ((rc = mk_logstore_read(d->log, *off, d->block, d->id.block_size)))
+        return rc == MK_ERANGE ? MK_ENOTID : rc;
+    return mk_block_hash(d->block, d->id.block_size) == r->hash ? 0 : MK_EREFHASH;
+}
+
+static int on_cp_ref(mk_dest *d, const mk_frame *f)
+{
+    uint64_t cp;
+    uint32_t count;
+    int rc = mk_cp_ref_decode(f, &cp, &count);
+    if (rc)
+        return fail_session(d, rc, "CP_REF");
+    if (!d->cp_open || cp != d->cp.cp)
+        return fail_session(d, d->cp_open ? MK_ECP : MK_ESTATE, "CP_REF");
+    if (d->commit_seen)
+        return fail_session(d, MK_ESTATE, "CP_REF after CP_COMMIT");
+    for (uint32_t i = 0; i < count; i++) {
+        mk_ref r;
+        mk_ref_at(f, i, &r);
+        staged *s = stage(d, r.block, &rc);
+        if (!s)
+            return rc;
+        if (s->naked)
+            return fail_session(d, MK_EDUPBLOCK, "CP_REF for a NAKed block");
+        uint64_t off;
+        rc = resolve_ref(d, &r, &off);
+        if (rc == MK_EIO || rc == MK_ENOMEM)
+            return fail_storage(d, rc, "log read");
+        d->stats.cp_refs++;
+        if (rc == 0) {
+            s->off = off;
+            s->hash = r.hash;
+            continue;
+        }
+        s->naked = 1;
+        d->outstanding++;
+        d->stats.naks++;
+        mk_nak n = {cp, r.block, rc};
+        if ((rc = mk_nak_encode(&d->out, d->send_seq++, &n)))
+            return fail_storage(d, rc, "NAK");
+    }
+    return 0;
+}
+
+static int on_cp_commit(mk_dest *d, const mk_frame *f)
+{
+    mk_cp_commit c;
+    int rc = mk_cp_commit_decode(f, &c);
+    if (rc)
+        return fail_session(d, rc, "CP_COMMIT");
+    if (!d->cp_open || d->commit_seen)
+        return fail_session(d, MK_ESTATE, "CP_COMMIT without an open CP");
+    if (c.cp != d->cp.cp)
+        return fail_session(d, MK_ECP, "CP_COMMIT number");
+    if (c.nrecords != d->cp.nrecords || d->nst != d->cp.nrecords)
+        return fail_session(d, MK_ECOUNT, "CP_COMMIT record count");
+    d->commit_seen = 1;
+    return d->outstanding ? 0 : apply_cp(d);
+}
+
+static int on_frame(mk_dest *d, const mk_frame *f)
+{
+    if (f->seq != d->recv_seq)
+        return fail_session(d, MK_ESEQ, "frame sequence");
+    d->recv_seq++;
+    d->stats.frames_in++;
+    if (d->state == S_AWAIT_HELLO) {
+        /* Section 2.3: nothing is accepted before the source of this
+         * session has identified itself. */
+        if (f->type != MK_F_HELLO)
+            return fail_session(d, MK_ESTATE, "frame before HELLO");
+        return on_hello(d, f);
+    }
+    switch (f->type) {
+    case MK_F_LOG: return on_log(d, f);
+    case MK_F_CP_BEGIN: return on_cp_begin(d, f);
+    case MK_F_CP_DATA: return on_cp_data(d, f);
+    case MK_F_CP_REF: return on_cp_ref(d, f);
+    case MK_F_CP_COMMIT: return on_cp_commit(d, f);
+    case MK_F_HELLO: return fail_session(d, MK_ESTATE, "second HELLO");
+    case MK_F_ERROR: {
+        mk_error_frame e;
+        d->sess_err = mk_error_decode(f, &e) ? MK_ELENGTH : MK_EREMOTE;
+        return d->sess_err;
+    }
+    }
+    return fail_session(d, MK_ETYPE, "frame type");
+}
+
+int mk_dest_recv(mk_dest *d, const void *buf, size_t n, uint64_t now)
+{
+    (void)now;
+    if (d->fatal || d->sess_err)
+        return d->fatal ? d->fatal : d->sess_err;
+    int rc = mk_buf_append(&d->in, buf, n);
+    if (rc)
+        return fail_storage(d, rc, "input buffer");
+    d->stats.bytes_in += n;
+    while (mk_buf_len(&d->in) > 0) {
+        mk_frame f;
+        size_t used;
+        rc = mk_frame_decode(mk_buf_peek(&d->in), mk_buf_len(&d->in),
+                             MK_MAX_PAYLOAD, MK_FRAME_MAGIC, &f, &used);
+        if (rc == MK_ETRUNC)
+            break;
+        if (rc)
+            return fail_session(d, rc, "frame");
+        rc = on_frame(d, &f);
+        mk_buf_consume(&d->in, used);
+        if (rc)
+            return rc;
+    }
+    /* Group commit: one sync covers every transfer of this batch. */
+    if (d->state == S_READY)
+        return flush_log_acks(d);
+    return 0;
+}
+
+/* ---- promotion -------------------------------------------------------- */
+
+typedef struct promote_ctx {
+    mk_dest *d;
+    uint8_t *buf;
+} promote_ctx;
+
+static int promote_one(void *ctx, uint64_t tid, uint64_t offset, uint32_t length,
+                       uint64_t data_off)
+{
+    promote_ctx *p = ctx;
+    (void)tid;
+    int rc = mk_logstore_read(p->d->log, data_off, p->buf, length);
+    if (rc == 0)
+        rc = mk_file_pwrite(p->d->mirror, p->buf, length, offset);
+    return rc;
+}
+
+int mk_dest_promote(mk_dest *d)
+{
+    mk_log_info info;
+    if (d->fatal)
+        return d->fatal;
+    if (!d->have_id)
+        return MK_ESTATE;
+    mk_logstore_info(d->log, &info);
+    promote_ctx p = {d, malloc(MK_MAX_TRANSFER_DATA)};
+    if (!p.buf)
+        return MK_ENOMEM;
+    int rc = mk_logstore_each_transfer(d->log, info.covers_tid, promote_one, &p);
+    free(p.buf);
+    if (rc == 0)
+        rc = mk_file_sync(d->mirror);
+    /* The mirror is now a volume of its own, newer than any CP the log
+     * describes: the log is retired so no source can resume against it. */
+    if (rc == 0 && (rc = mk_file_truncate(d->logf, 0)) == 0)
+        rc = mk_file_sync(d->logf);
+    if (rc)
+        d->fatal = rc;
+    return rc;
+}

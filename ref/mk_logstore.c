@@ -1,0 +1,583 @@
+#include "mk_logstore.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "mk_err.h"
+
+/* One transfer in the file: enough to find any of its slots. */
+typedef struct xent {
+    uint64_t tid, data_off, offset;
+    uint32_t length;
+} xent;
+
+struct mk_logstore {
+    mk_file *f;
+    int fresh;
+    mk_log_ident id;
+    uint64_t gen;  /* generation of the current header */
+    int cur_slot;  /* 0 or 1: which header slot is current */
+    uint64_t base_cp, base_tid;
+    uint64_t end;  /* append position */
+    uint64_t next_seq;
+    uint64_t last_cp, applied_cp, covers_tid, durable_tid;
+    uint64_t commit_off; /* record offset of the last CP_COMMIT */
+    uint64_t records, cut;
+    xent *x;
+    size_t nx, capx;
+    mk_buf scratch;
+};
+
+/* ---- header slots ----------------------------------------------------- */
+
+static void header_encode(const mk_logstore *ls, uint64_t gen, uint8_t *out)
+{
+    mk_wcur c;
+    mk_wcur_init(&c, out, MK_LOG_SLOT_LEN);
+    mk_wcur_u32(&c, MK_LOG_MAGIC);
+    mk_wcur_u16(&c, MK_LOG_VERSION);
+    mk_wcur_u16(&c, 0);
+    mk_wcur_u64(&c, gen);
+    mk_wcur_u64(&c, ls->id.volume_id);
+    mk_wcur_u64(&c, ls->id.nblocks);
+    mk_wcur_u32(&c, ls->id.block_size);
+    mk_wcur_u32(&c, 0);
+    mk_wcur_u64(&c, ls->id.source_id);
+    mk_wcur_u64(&c, ls->base_cp);
+    mk_wcur_u64(&c, ls->base_tid);
+    mk_wcur_u64(&c, ls->next_seq);
+    mk_wcur_zero(&c, MK_LOG_SLOT_LEN - 8 - c.pos);
+    mk_wcur_u64(&c, XXH3_64bits(out, MK_LOG_SLOT_LEN - 8));
+}
+
+typedef struct hdr {
+    uint64_t gen, base_cp, base_tid, next_seq;
+    mk_log_ident id;
+} hdr;
+
+static int header_decode(const uint8_t *in, hdr *h)
+{
+    mk_rcur c;
+    uint32_t magic;
+    uint16_t ver;
+    uint64_t sum;
+    mk_rcur_init(&c, in, MK_LOG_SLOT_LEN);
+    mk_rcur_u32(&c, &magic);
+    if (magic != MK_LOG_MAGIC)
+        return MK_EMAGIC;
+    mk_rcur_u16(&c, &ver);
+    if (ver != MK_LOG_VERSION)
+        return MK_EVERSION;
+    mk_rcur_skip(&c, 2);
+    mk_rcur_u64(&c, &h->gen);
+    mk_rcur_u64(&c, &h->id.volume_id);
+    mk_rcur_u64(&c, &h->id.nblocks);
+    mk_rcur_u32(&c, &h->id.block_size);
+    mk_rcur_skip(&c, 4);
+    mk_rcur_u64(&c, &h->id.source_id);
+    mk_rcur_u64(&c, &h->base_cp);
+    mk_rcur_u64(&c, &h->base_tid);
+    mk_rcur_u64(&c, &h->next_seq);
+    mk_rcur_skip(&c, MK_LOG_SLOT_LEN - 8 - c.pos);
+    mk_rcur_u64(&c, &sum);
+    if (sum != XXH3_64bits(in, MK_LOG_SLOT_LEN - 8))
+        return MK_ECHECKSUM;
+    if (!mk_block_size_ok(h->id.block_size) || h->id.nblocks == 0 ||
+        h->id.nblocks > UINT64_MAX / h->id.block_size)
+        return MK_ECORRUPT;
+    return 0;
+}
+
+/* Writes the header into the slot that is not current, so a torn header
+ * write leaves the previous one intact (LMDB's two meta pages). */
+static int header_write(mk_logstore *ls)
+{
+    uint8_t buf[MK_LOG_SLOT_LEN];
+    int slot = ls->fresh ? 0 : 1 - ls->cur_slot;
+    header_encode(ls, ls->gen + 1, buf);
+    int rc = mk_file_pwrite(ls->f, buf, sizeof buf, (uint64_t)slot * MK_LOG_SLOT_LEN);
+    if (rc == 0)
+        rc = mk_file_sync(ls->f);
+    if (rc)
+        return rc;
+    ls->gen++;
+    ls->cur_slot = slot;
+    return 0;
+}
+
+/* ---- index ------------------------------------------------------------ */
+
+static int index_add(mk_logstore *ls, const xent *e)
+{
+    if (ls->nx == ls->capx) {
+        size_t n = ls->capx ? ls->capx * 2 : 256;
+        xent *p = realloc(ls->x, n * sizeof *p);
+        if (!p)
+            return MK_ENOMEM;
+        ls->x = p;
+        ls->capx = n;
+    }
+    ls->x[ls->nx++] = *e;
+    return 0;
+}
+
+/* Transfer IDs are appended in increasing order, so the index is sorted
+ * and a binary search finds any of them. */
+static const xent *index_find(const mk_logstore *ls, uint64_t tid)
+{
+    size_t lo = 0, hi = ls->nx;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ls->x[mid].tid < tid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < ls->nx && ls->x[lo].tid == tid ? &ls->x[lo] : NULL;
+}
+
+/* ---- records ---------------------------------------------------------- */
+
+static uint64_t volume_bytes(const mk_logstore *ls)
+{
+    return ls->id.nblocks * ls->id.block_size;
+}
+
+/* Checks one record that passed its frame checksum against the rules of
+ * section 7.6 and folds it into the scan state. */
+static int scan_apply(mk_logstore *ls, const mk_frame *fr, uint64_t rec_off)
+{
+    mk_rcur c;
+    int rc;
+    switch (fr->type) {
+    case MK_R_TRANSFER: {
+        mk_log l;
+        if ((rc = mk_log_decode(fr, &l)))
+            return rc;
+        if (l.tid <= ls->durable_tid)
+            return MK_ETID;
+        if (l.offset > volume_bytes(ls) || l.length > volume_bytes(ls) - l.offset)
+            return MK_ERANGE;
+        xent e = {l.tid, rec_off + MK_HDR_LEN + MK_LOG_HDR_LEN, l.offset, l.length};
+        if ((rc = index_add(ls, &e)))
+            return rc;
+        ls->durable_tid = l.tid;
+        return 0;
+    }
+    case MK_R_CP_DATA: {
+        mk_cp_data d;
+        if ((rc = mk_cp_data_decode(fr, ls->id.block_size, &d)))
+            return rc;
+        if (d.cp != ls->last_cp + 1)
+            return MK_ECP;
+        return d.block < ls->id.nblocks ? 0 : MK_ERANGE;
+    }
+    case MK_R_CP_COMMIT: {
+        uint64_t cp, covers, n, prev = 0;
+        mk_rcur_init(&c, fr->payload, fr->len);
+        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &n))
+            return MK_ELENGTH;
+        if (n > ls->id.nblocks || mk_rcur_left(&c) != n * 16)
+            return MK_ELENGTH;
+        if (cp != ls->last_cp + 1)
+            return MK_ECP;
+        if (covers > ls->durable_tid || covers < ls->covers_tid)
+            return MK_ETID;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t block, off;
+            mk_rcur_u64(&c, &block);
+            mk_rcur_u64(&c, &off);
+            if (block >= ls->id.nblocks || (i > 0 && block <= prev))
+                return MK_ERANGE;
+            if (off < MK_LOG_DATA_START || off > rec_off ||
+                rec_off - off < ls->id.block_size)
+                return MK_ERANGE;
+            prev = block;
+        }
+        ls->last_cp = cp;
+        ls->covers_tid = covers;
+        ls->commit_off = rec_off;
+        return 0;
+    }
+    case MK_R_CP_APPLIED: {
+        uint64_t cp;
+        mk_rcur_init(&c, fr->payload, fr->len);
+        if (fr->len != 8 || mk_rcur_u64(&c, &cp))
+            return MK_ELENGTH;
+        if (cp != ls->last_cp)
+            return MK_ECP;
+        ls->applied_cp = cp;
+        return 0;
+    }
+    }
+    return MK_ETYPE;
+}
+
+/* Reads the record at off into ls->scratch and decodes its framing.
+ * Returns 0, or the framing error that marks the end of the valid log. */
+static int read_record(mk_logstore *ls, uint64_t off, uint64_t size, mk_frame *fr,
+                       size_t *used)
+{
+    uint8_t h[MK_HDR_LEN];
+    uint64_t left = size - off;
+    if (left < MK_FRAME_OVERHEAD)
+        return MK_ETRUNC;
+    int rc = mk_file_read_exact(ls->f, h, sizeof h, off);
+    if (rc)
+        return rc;
+    uint64_t plen = mk_get_le64(h + 8) & 0xffffffffu;
+    /* Judge the claimed length against the file before allocating, so a
+     * corrupt length can never make us buffer more than the file holds. */
+    if (plen > left - MK_FRAME_OVERHEAD)
+        return MK_ETRUNC;
+    mk_wcur wc;
+    mk_buf_clear(&ls->scratch);
+    if ((rc = mk_buf_reserve(&ls->scratch, MK_FRAME_OVERHEAD + plen, &wc)))
+        return rc;
+    if ((rc = mk_file_read_exact(ls->f, wc.buf, MK_FRAME_OVERHEAD + plen, off)))
+        return rc;
+    return mk_frame_decode(wc.buf, MK_FRAME_OVERHEAD + plen, plen, MK_FRAME_MAGIC,
+                           fr, used);
+}
+
+static int scan(mk_logstore *ls, uint64_t size)
+{
+    uint64_t off = MK_LOG_DATA_START, seq = ls->next_seq;
+    while (off < size) {
+        mk_frame fr;
+        size_t used;
+        int rc = read_record(ls, off, size, &fr, &used);
+        if (rc == MK_ENOMEM || rc == MK_EIO)
+            return rc;
+        /* Any framing failure, or a record from an older generation of
+         * the file (its sequence number does not continue ours), is the
+         * torn or stale tail: it is cut below, never applied. */
+        if (rc || fr.seq != seq)
+            break;
+        if ((rc = scan_apply(ls, &fr, off)))
+            return rc;
+        off += used;
+        seq++;
+        ls->records++;
+    }
+    ls->end = off;
+    ls->next_seq = seq;
+    ls->cut = size - off;
+    return 0;
+}
+
+int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
+{
+    mk_logstore *ls = calloc(1, sizeof *ls);
+    uint64_t size;
+    int rc;
+    if (!ls)
+        return MK_ENOMEM;
+    ls->f = f;
+    mk_buf_init(&ls->scratch);
+    if ((rc = mk_file_size(f, &size)))
+        goto fail;
+    if (size == 0) {
+        ls->fresh = 1;
+        ls->end = MK_LOG_DATA_START;
+    } else {
+        uint8_t slots[2][MK_LOG_SLOT_LEN];
+        hdr h[2];
+        int r[2];
+        if ((rc = mk_file_read_block(f, slots, sizeof slots, 0)))
+            goto fail;
+        r[0] = header_decode(slots[0], &h[0]);
+        r[1] = header_decode(slots[1], &h[1]);
+        int pick = r[0] == 0 && (r[1] != 0 || h[0].gen >= h[1].gen) ? 0
+                   : r[1] == 0                                       ? 1
+                                                                     : -1;
+        if (pick < 0) {
+            rc = r[0] == MK_EMAGIC && r[1] == MK_EMAGIC     ? MK_EMAGIC
+                 : r[0] == MK_EVERSION || r[1] == MK_EVERSION ? MK_EVERSION
+                                                            : MK_ECORRUPT;
+            goto fail;
+        }
+        ls->cur_slot = pick;
+        ls->gen = h[pick].gen;
+        ls->id = h[pick].id;
+        ls->base_cp = ls->last_cp = ls->applied_cp = h[pick].base_cp;
+        ls->base_tid = ls->covers_tid = ls->durable_tid = h[pick].base_tid;
+        ls->next_seq = h[pick].next_seq;
+        if ((rc = scan(ls, size < MK_LOG_DATA_START ? MK_LOG_DATA_START : size)))
+            goto fail;
+        /* Only now, with the whole scan accepted, is the tail cut. */
+        if (ls->cut || size < MK_LOG_DATA_START) {
+            if ((rc = mk_file_truncate(f, ls->end)) || (rc = mk_file_sync(f)))
+                goto fail;
+        }
+    }
+    *out = ls;
+    if (info)
+        mk_logstore_info(ls, info);
+    return 0;
+fail:
+    mk_logstore_free(ls);
+    return rc;
+}
+
+void mk_logstore_free(mk_logstore *ls)
+{
+    if (!ls)
+        return;
+    free(ls->x);
+    mk_buf_free(&ls->scratch);
+    free(ls);
+}
+
+void mk_logstore_info(const mk_logstore *ls, mk_log_info *info)
+{
+    info->fresh = ls->fresh;
+    info->records = ls->records;
+    info->cut_bytes = ls->cut;
+    info->last_cp = ls->last_cp;
+    info->applied_cp = ls->applied_cp;
+    info->covers_tid = ls->covers_tid;
+    info->durable_tid = ls->durable_tid;
+    info->size = ls->end;
+}
+
+int mk_logstore_init(mk_logstore *ls, const mk_log_ident *id)
+{
+    if (!ls->fresh)
+        return MK_ESTATE;
+    if (!mk_block_size_ok(id->block_size))
+        return MK_EBLOCKSIZE;
+    ls->id = *id;
+    ls->next_seq = 1;
+    int rc = mk_file_truncate(ls->f, MK_LOG_DATA_START);
+    if (rc == 0)
+        rc = header_write(ls);
+    if (rc == 0)
+        ls->fresh = 0;
+    return rc;
+}
+
+int mk_logstore_ident(const mk_logstore *ls, mk_log_ident *id)
+{
+    if (ls->fresh)
+        return MK_ESTATE;
+    *id = ls->id;
+    return 0;
+}
+
+/* Frames one record in the scratch buffer and appends it at the end. */
+static int append(mk_logstore *ls, uint8_t type, size_t plen,
+                  int (*fill)(mk_wcur *c, const void *ctx), const void *ctx,
+                  uint64_t *rec_off)
+{
+    mk_wcur c;
+    int rc;
+    if (ls->fresh)
+        return MK_ESTATE;
+    mk_buf_clear(&ls->scratch);
+    if ((rc = mk_frame_open(&ls->scratch, MK_FRAME_MAGIC, type, ls->next_seq, plen, &c)))
+        return rc;
+    if ((rc = fill(&c, ctx)) || (rc = mk_frame_close(&ls->scratch, &c)))
+        return rc;
+    size_t n = mk_buf_len(&ls->scratch);
+    if ((rc = mk_file_pwrite(ls->f, mk_buf_peek(&ls->scratch), n, ls->end)))
+        return rc;
+    if (rec_off)
+        *rec_off = ls->end;
+    ls->end += n;
+    ls->next_seq++;
+    ls->records++;
+    return 0;
+}
+
+static int fill_transfer(mk_wcur *c, const void *ctx)
+{
+    const mk_log *l = ctx;
+    mk_wcur_u64(c, l->tid);
+    mk_wcur_u64(c, l->offset);
+    mk_wcur_u32(c, l->length);
+    mk_wcur_zero(c, 4);
+    return mk_wcur_bytes(c, l->data, l->length);
+}
+
+int mk_logstore_append_transfer(mk_logstore *ls, const mk_log *l)
+{
+    uint64_t rec;
+    if (l->tid <= ls->durable_tid)
+        return MK_ETID;
+    if (l->offset > volume_bytes(ls) || l->length > volume_bytes(ls) - l->offset)
+        return MK_ERANGE;
+    int rc = append(ls, MK_R_TRANSFER, MK_LOG_HDR_LEN + l->length, fill_transfer, l, &rec);
+    if (rc)
+        return rc;
+    xent e = {l->tid, rec + MK_HDR_LEN + MK_LOG_HDR_LEN, l->offset, l->length};
+    if ((rc = index_add(ls, &e)))
+        return rc;
+    ls->durable_tid = l->tid;
+    return 0;
+}
+
+typedef struct cpdata_ctx {
+    uint64_t cp, block;
+    const uint8_t *data;
+    uint32_t bs;
+} cpdata_ctx;
+
+static int fill_cp_data(mk_wcur *c, const void *ctx)
+{
+    const cpdata_ctx *d = ctx;
+    mk_wcur_u64(c, d->cp);
+    mk_wcur_u64(c, d->block);
+    return mk_wcur_bytes(c, d->data, d->bs);
+}
+
+int mk_logstore_append_cp_data(mk_logstore *ls, uint64_t cp, uint64_t block,
+                               const uint8_t *data, uint64_t *data_off)
+{
+    cpdata_ctx d = {cp, block, data, ls->id.block_size};
+    uint64_t rec;
+    if (block >= ls->id.nblocks)
+        return MK_ERANGE;
+    int rc = append(ls, MK_R_CP_DATA, MK_CP_DATA_HDR_LEN + d.bs, fill_cp_data, &d, &rec);
+    if (rc == 0)
+        *data_off = rec + MK_HDR_LEN + MK_CP_DATA_HDR_LEN;
+    return rc;
+}
+
+typedef struct commit_ctx {
+    uint64_t cp, covers, n;
+    const mk_redo_entry *e;
+} commit_ctx;
+
+static int fill_commit(mk_wcur *c, const void *ctx)
+{
+    const commit_ctx *k = ctx;
+    mk_wcur_u64(c, k->cp);
+    mk_wcur_u64(c, k->covers);
+    mk_wcur_u64(c, k->n);
+    for (uint64_t i = 0; i < k->n; i++) {
+        mk_wcur_u64(c, k->e[i].block);
+        mk_wcur_u64(c, k->e[i].off);
+    }
+    return 0;
+}
+
+int mk_logstore_append_commit(mk_logstore *ls, uint64_t cp, uint64_t covers_tid,
+                              const mk_redo_entry *e, uint64_t n)
+{
+    commit_ctx k = {cp, covers_tid, n, e};
+    uint64_t rec;
+    if (cp != ls->last_cp + 1)
+        return MK_ECP;
+    int rc = append(ls, MK_R_CP_COMMIT, 24 + (size_t)n * 16, fill_commit, &k, &rec);
+    if (rc == 0) {
+        ls->last_cp = cp;
+        ls->covers_tid = covers_tid;
+        ls->commit_off = rec;
+    }
+    return rc;
+}
+
+static int fill_applied(mk_wcur *c, const void *ctx)
+{
+    return mk_wcur_u64(c, *(const uint64_t *)ctx);
+}
+
+int mk_logstore_append_applied(mk_logstore *ls, uint64_t cp)
+{
+    if (cp != ls->last_cp)
+        return MK_ECP;
+    int rc = append(ls, MK_R_CP_APPLIED, 8, fill_applied, &cp, NULL);
+    if (rc == 0)
+        ls->applied_cp = cp;
+    return rc;
+}
+
+int mk_logstore_sync(mk_logstore *ls) { return mk_file_sync(ls->f); }
+
+int mk_logstore_find_slot(const mk_logstore *ls, uint64_t tid, uint32_t slot,
+                          uint64_t *data_off, uint64_t *block)
+{
+    const xent *e = index_find(ls, tid);
+    if (!e)
+        return MK_ENOTID;
+    mk_xgeom g;
+    mk_transfer_geom(e->offset, e->length, ls->id.block_size, &g);
+    if (slot >= g.nslots)
+        return MK_ESLOT;
+    *data_off = e->data_off + g.head_len + (uint64_t)slot * ls->id.block_size;
+    *block = g.first_block + slot;
+    return 0;
+}
+
+int mk_logstore_read(mk_logstore *ls, uint64_t off, void *buf, uint32_t n)
+{
+    if (off > ls->end || n > ls->end - off)
+        return MK_ERANGE;
+    return mk_file_read_exact(ls->f, buf, n, off);
+}
+
+int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, mk_redo_entry **out,
+                             uint64_t *n)
+{
+    mk_frame fr;
+    size_t used;
+    mk_rcur c;
+    if (ls->last_cp == ls->applied_cp)
+        return 0;
+    int rc = read_record(ls, ls->commit_off, ls->end, &fr, &used);
+    if (rc)
+        return rc;
+    mk_rcur_init(&c, fr.payload, fr.len);
+    mk_rcur_u64(&c, cp);
+    mk_rcur_skip(&c, 8);
+    mk_rcur_u64(&c, n);
+    mk_redo_entry *e = malloc((*n ? *n : 1) * sizeof *e);
+    if (!e)
+        return MK_ENOMEM;
+    for (uint64_t i = 0; i < *n; i++) {
+        mk_rcur_u64(&c, &e[i].block);
+        mk_rcur_u64(&c, &e[i].off);
+    }
+    *out = e;
+    return 1;
+}
+
+int mk_logstore_each_transfer(const mk_logstore *ls, uint64_t after,
+                              mk_transfer_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < ls->nx; i++) {
+        if (ls->x[i].tid <= after)
+            continue;
+        int rc = fn(ctx, ls->x[i].tid, ls->x[i].offset, ls->x[i].length,
+                    ls->x[i].data_off);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int mk_logstore_reclaim(mk_logstore *ls)
+{
+    if (ls->fresh || ls->applied_cp != ls->last_cp ||
+        ls->durable_tid != ls->covers_tid || ls->end == MK_LOG_DATA_START)
+        return 0;
+    /* The new header is durable before the records are cut, so a crash
+     * in between leaves a header whose base already covers them and
+     * records whose sequence numbers the scan rejects as stale. */
+    ls->base_cp = ls->last_cp;
+    ls->base_tid = ls->durable_tid;
+    int rc = mk_file_sync(ls->f);
+    if (rc == 0)
+        rc = header_write(ls);
+    if (rc == 0)
+        rc = mk_file_truncate(ls->f, MK_LOG_DATA_START);
+    if (rc == 0)
+        rc = mk_file_sync(ls->f);
+    if (rc)
+        return rc;
+    ls->end = MK_LOG_DATA_START;
+    ls->nx = 0;
+    return 1;
+}

@@ -1,0 +1,148 @@
+#include "mk_net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mk_err.h"
+
+static int parse_addr(const char *hostport, struct sockaddr_in *sa)
+{
+    char host[64];
+    const char *colon = strrchr(hostport, ':');
+    if (!colon || (size_t)(colon - hostport) >= sizeof host)
+        return MK_EUSAGE;
+    memcpy(host, hostport, (size_t)(colon - hostport));
+    host[colon - hostport] = 0;
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return MK_EUSAGE;
+    memset(sa, 0, sizeof *sa);
+    sa->sin_family = AF_INET;
+    sa->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, host[0] ? host : "127.0.0.1", &sa->sin_addr) != 1)
+        return MK_EUSAGE;
+    return 0;
+}
+
+int mk_net_nonblock(int fd)
+{
+    int fl = fcntl(fd, F_GETFL);
+    return fl >= 0 && fcntl(fd, F_SETFL, fl | O_NONBLOCK) == 0 ? 0 : mk_from_errno(errno);
+}
+
+int mk_net_listen(const char *hostport, int *out, uint16_t *port)
+{
+    struct sockaddr_in sa;
+    socklen_t len = sizeof sa;
+    int one = 1, rc = parse_addr(hostport, &sa);
+    if (rc)
+        return rc;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mk_from_errno(errno);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 4) ||
+        getsockname(fd, (struct sockaddr *)&sa, &len)) {
+        rc = mk_from_errno(errno);
+        close(fd);
+        return rc;
+    }
+    *out = fd;
+    if (port)
+        *port = ntohs(sa.sin_port);
+    return 0;
+}
+
+int mk_net_connect(const char *hostport, int *out)
+{
+    struct sockaddr_in sa;
+    int one = 1, rc = parse_addr(hostport, &sa);
+    if (rc)
+        return rc;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return mk_from_errno(errno);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa)) {
+        rc = errno == ECONNREFUSED ? MK_ECLOSED : mk_from_errno(errno);
+        close(fd);
+        return rc;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    *out = fd;
+    return 0;
+}
+
+int mk_io_pump(int fd, mk_buf *out, mk_sink_fn sink, void *ctx, int timeout_ms,
+               FILE *record)
+{
+    struct pollfd p = {fd, POLLIN | (mk_buf_len(out) ? POLLOUT : 0), 0};
+    int n = poll(&p, 1, timeout_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : mk_from_errno(errno);
+    if (n == 0)
+        return 0;
+    if (p.revents & POLLOUT) {
+        ssize_t w = send(fd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return MK_ECLOSED;
+        if (w > 0) {
+            if (record && fwrite(mk_buf_peek(out), 1, (size_t)w, record) != (size_t)w)
+                return MK_EIO;
+            mk_buf_consume(out, (size_t)w);
+        }
+    }
+    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+        uint8_t buf[1 << 16];
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
+            return MK_ECLOSED;
+        if (r > 0)
+            return sink(ctx, buf, (size_t)r);
+    }
+    return 0;
+}
+
+static int discard(void *ctx, const uint8_t *buf, size_t n)
+{
+    (void)ctx, (void)buf, (void)n;
+    return 0;
+}
+
+int mk_io_flush(int fd, mk_buf *out, int timeout_ms)
+{
+    int waited = 0;
+    while (mk_buf_len(out) && waited < timeout_ms) {
+        int rc = mk_io_pump(fd, out, discard, NULL, 50, NULL);
+        if (rc)
+            return rc;
+        waited += 50;
+    }
+    return mk_buf_len(out) ? MK_ETIMEOUT : 0;
+}
+
+static int dest_sink(void *ctx, const uint8_t *buf, size_t n)
+{
+    return mk_dest_recv(ctx, buf, n, 0);
+}
+
+int mk_dest_serve_fd(mk_dest *d, int fd)
+{
+    int rc;
+    mk_net_nonblock(fd);
+    do
+        rc = mk_io_pump(fd, mk_dest_out(d), dest_sink, d, 1000, NULL);
+    while (rc == 0);
+    if (rc != MK_ECLOSED)
+        mk_io_flush(fd, mk_dest_out(d), 2000); /* deliver the ERROR frame */
+    mk_dest_session_end(d);
+    return rc == MK_ECLOSED ? 0 : rc;
+}

@@ -1,0 +1,470 @@
+#include "mk_pair.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mk_dest.h"
+#include "mk_err.h"
+#include "mk_net.h"
+#include "mk_prng.h"
+#include "mk_wire.h"
+#include "mk_workload.h"
+
+static const char *const tnames[] = {"sim", "pipe", "tcp", "connect"};
+
+int mk_transport_parse(const char *s)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, tnames[i]) == 0)
+            return i;
+    return MK_EINVAL;
+}
+
+const char *mk_transport_name(int t) { return t >= 0 && t < 4 ? tnames[t] : "?"; }
+
+void mk_pair_defaults(mk_pair_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->nblocks = 16384; /* 64 MiB of 4 KiB blocks */
+    c->block_size = 4096;
+    c->mode = MK_MODE_SYNC;
+    c->workload = MK_WL_MIXED;
+    c->transport = MK_T_SIM;
+    c->cps = 10;
+    c->writes_per_cp = 1000;
+    c->seed = 1;
+    c->volume_id = 0x6d6972726f72ULL; /* "mirror" */
+    c->source_id = 0x736f75726365ULL; /* "source" */
+    c->reconnect_timeout_s = 30;
+}
+
+int mk_compare_volumes(mk_file *a, mk_file *b, uint64_t nblocks, uint32_t bs,
+                       uint64_t *bad)
+{
+    enum { CHUNK = 256 };
+    uint8_t *ba = malloc((size_t)CHUNK * bs), *bb = malloc((size_t)CHUNK * bs);
+    int rc = ba && bb ? 0 : MK_ENOMEM;
+    for (uint64_t blk = 0; rc == 0 && blk < nblocks; blk += CHUNK) {
+        uint64_t n = nblocks - blk < CHUNK ? nblocks - blk : CHUNK;
+        if ((rc = mk_file_read_block(a, ba, n * bs, blk * bs)) ||
+            (rc = mk_file_read_block(b, bb, n * bs, blk * bs)))
+            break;
+        for (uint64_t i = 0; i < n; i++) {
+            if (mk_block_hash(ba + i * bs, bs) != mk_block_hash(bb + i * bs, bs)) {
+                *bad = blk + i;
+                rc = MK_EVERIFY;
+                break;
+            }
+        }
+    }
+    free(ba);
+    free(bb);
+    return rc;
+}
+
+/* ---- links ------------------------------------------------------------ */
+
+typedef struct pair_link {
+    const mk_pair_config *cfg;
+    mk_source *src;
+    uint64_t now;     /* virtual clock (sim) or monotonic ns */
+    FILE *record;
+    /* sim */
+    mk_dest *dest;
+    mk_file *mirror, *log;
+    mk_prng rng;
+    /* fd transports */
+    int fd;
+    pid_t child;
+    char mirror_path[PATH_MAX];
+} pair_link;
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The simulated link cuts each stream into chunks of seeded random size
+ * (1 byte to 64 KiB), so frame reassembly is exercised on every run and
+ * the same seed always cuts the same way. */
+static size_t sim_chunk(pair_link *l, size_t avail)
+{
+    size_t n = mk_prng_chance(&l->rng, 1, 8) ? 1 + mk_prng_below(&l->rng, 64)
+                                             : 1 + mk_prng_below(&l->rng, 65536);
+    return n < avail ? n : avail;
+}
+
+/* Moves everything queued in both directions; >0 if any byte moved. */
+static int sim_pump(pair_link *l)
+{
+    mk_buf *so = mk_source_out(l->src), *dout = mk_dest_out(l->dest);
+    int moved = 0, rc = 0;
+    l->now += 1000;
+    while (mk_buf_len(so)) {
+        size_t n = sim_chunk(l, mk_buf_len(so));
+        if (l->record && fwrite(mk_buf_peek(so), 1, n, l->record) != n)
+            return MK_EIO;
+        rc = mk_dest_recv(l->dest, mk_buf_peek(so), n, l->now);
+        mk_buf_consume(so, n);
+        moved = 1;
+        if (rc)
+            break;
+    }
+    while (mk_buf_len(dout)) {
+        size_t n = sim_chunk(l, mk_buf_len(dout));
+        int r2 = mk_source_recv(l->src, mk_buf_peek(dout), n, l->now);
+        mk_buf_consume(dout, n);
+        moved = 1;
+        if (r2 && !rc)
+            rc = r2;
+        if (r2)
+            break;
+    }
+    return rc ? rc : moved;
+}
+
+static int src_sink(void *ctx, const uint8_t *buf, size_t n)
+{
+    pair_link *l = ctx;
+    return mk_source_recv(l->src, buf, n, l->now);
+}
+
+/* An external destination went away: reconnect and resume (section 8.2)
+ * until the reconnect timeout. */
+static int reconnect(pair_link *l)
+{
+    uint64_t deadline = mono_ns() + (uint64_t)l->cfg->reconnect_timeout_s * 1000000000u;
+    if (l->fd >= 0)
+        close(l->fd);
+    l->fd = -1;
+    mk_source_disconnect(l->src);
+    while (mk_net_connect(l->cfg->connect, &l->fd) != 0) {
+        if (mono_ns() > deadline)
+            return MK_ETIMEOUT;
+        usleep(100 * 1000);
+    }
+    mk_net_nonblock(l->fd);
+    return mk_source_connect(l->src, mono_ns());
+}
+
+static int fd_pump(pair_link *l, int timeout_ms)
+{
+    l->now = mono_ns();
+    int rc = mk_io_pump(l->fd, mk_source_out(l->src), src_sink, l, timeout_ms, l->record);
+    if (rc == MK_ECLOSED && l->cfg->transport == MK_T_CONNECT && !mk_source_error(l->src))
+        return reconnect(l);
+    return rc;
+}
+
+typedef int (*cond_fn)(const mk_source *s, uint64_t arg);
+
+static int c_ready(const mk_source *s, uint64_t a) { (void)a; return mk_source_ready(s); }
+static int c_acked(const mk_source *s, uint64_t wid) { return mk_source_acked(s) >= wid; }
+static int c_cp(const mk_source *s, uint64_t cp) { return mk_source_cp_acked(s) >= cp; }
+static int c_drained(const mk_source *s, uint64_t max)
+{
+    return mk_buf_len(mk_source_out((mk_source *)s)) <= max;
+}
+
+/* Pumps until cond holds.  A simulated link that moves nothing while the
+ * condition is still false is a deadlock and fails at once; a real one
+ * fails after 60 s without the condition. */
+static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
+{
+    uint64_t deadline = mono_ns() + 60ull * 1000000000u;
+    while (!cond(l->src, arg)) {
+        int rc;
+        if (l->cfg->transport == MK_T_SIM) {
+            rc = sim_pump(l);
+            if (rc == 0)
+                return MK_ETIMEOUT;
+        } else {
+            rc = fd_pump(l, 100);
+            if (rc == 0 && mono_ns() > deadline)
+                return MK_ETIMEOUT;
+        }
+        if (rc < 0)
+            return rc;
+        if (mk_source_error(l->src))
+            return mk_source_error(l->src);
+    }
+    return 0;
+}
+
+/* The forked destination of the pipe and tcp transports. */
+static void child_dest(pair_link *l, int fd, int lfd)
+{
+    char logp[PATH_MAX];
+    mk_file *mirror = NULL, *log = NULL;
+    mk_dest *d = NULL;
+    mk_dest_config dc = {0, 0, 0};
+    snprintf(logp, sizeof logp, "%s/dest.log", l->cfg->workdir);
+    int rc = mk_file_open(l->mirror_path, 1, "ref/dest/mirror", &mirror);
+    if (!rc)
+        rc = mk_file_open(logp, 1, "ref/dest/log", &log);
+    if (!rc)
+        rc = mk_dest_open(&dc, mirror, log, &d);
+    if (!rc && lfd >= 0) {
+        fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            rc = MK_EIO;
+    }
+    if (!rc)
+        rc = mk_dest_serve_fd(d, fd);
+    if (rc)
+        fprintf(stderr, "mirrorkit: destination: %s: %s\n", mk_errname(rc), mk_strerror(rc));
+    _exit(rc ? 3 : 0);
+}
+
+static int link_open(pair_link *l)
+{
+    const mk_pair_config *c = l->cfg;
+    int rc;
+    l->fd = -1;
+    mk_prng_seed(&l->rng, c->seed ^ 0x6c696e6bULL);
+    if (c->transport == MK_T_SIM) {
+        mk_dest_config dc = {0, 0, 0};
+        if ((rc = mk_file_mem("ref/dest/mirror", &l->mirror)) ||
+            (rc = mk_file_mem("ref/dest/log", &l->log)))
+            return rc;
+        return mk_dest_open(&dc, l->mirror, l->log, &l->dest);
+    }
+    if (c->transport == MK_T_CONNECT) {
+        if ((rc = mk_net_connect(c->connect, &l->fd)))
+            return rc;
+        return mk_net_nonblock(l->fd);
+    }
+    if (!c->workdir)
+        return MK_EINVAL;
+    snprintf(l->mirror_path, sizeof l->mirror_path, "%s/mirror.img", c->workdir);
+    int sv[2] = {-1, -1}, lfd = -1;
+    if (c->transport == MK_T_PIPE) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
+            return mk_from_errno(errno);
+    } else {
+        uint16_t port;
+        char addr[32];
+        if ((rc = mk_net_listen("127.0.0.1:0", &lfd, &port)))
+            return rc;
+        snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+        fflush(NULL);
+        l->child = fork();
+        if (l->child == 0)
+            child_dest(l, -1, lfd);
+        close(lfd);
+        if (l->child < 0)
+            return mk_from_errno(errno);
+        if ((rc = mk_net_connect(addr, &l->fd)))
+            return rc;
+        return mk_net_nonblock(l->fd);
+    }
+    fflush(NULL);
+    l->child = fork();
+    if (l->child == 0) {
+        close(sv[0]);
+        child_dest(l, sv[1], -1);
+    }
+    close(sv[1]);
+    if (l->child < 0) {
+        close(sv[0]);
+        return mk_from_errno(errno);
+    }
+    l->fd = sv[0];
+    return mk_net_nonblock(l->fd);
+}
+
+/* Ends the session in order; a forked destination must then exit 0. */
+static int link_close(pair_link *l, int ok)
+{
+    int rc = 0;
+    if (l->fd >= 0) {
+        shutdown(l->fd, SHUT_WR);
+        close(l->fd);
+    }
+    if (l->child > 0) {
+        int st;
+        if (!ok)
+            kill(l->child, SIGKILL);
+        if (waitpid(l->child, &st, 0) == l->child && ok &&
+            !(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+            rc = MK_EREMOTE;
+    }
+    mk_dest_free(l->dest);
+    mk_file_close(l->mirror);
+    mk_file_close(l->log);
+    return rc;
+}
+
+/* Section 9, I1: after CP k is acknowledged, the mirror equals the source's
+ * CP image.  The source is quiet until the CP is acknowledged, so its store
+ * is that image. */
+static int verify_cp(pair_link *l, mk_file *store, uint64_t *bad, int *checked)
+{
+    const mk_pair_config *c = l->cfg;
+    mk_file *m = l->mirror;
+    const char *path = c->transport == MK_T_CONNECT ? c->verify_image : l->mirror_path;
+    int rc;
+    *checked = 1;
+    if (c->transport != MK_T_SIM) {
+        if (!path) {
+            *checked = 0; /* the CP_ACK digest was still checked */
+            return 0;
+        }
+        if ((rc = mk_file_open(path, 0, "verify/mirror", &m)))
+            return rc;
+    }
+    rc = mk_compare_volumes(store, m, c->nblocks, c->block_size, bad);
+    if (m != l->mirror)
+        mk_file_close(m);
+    return rc;
+}
+
+static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
+static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result *r)
+{
+    const mk_source_stats *s = &r->stats;
+    uint64_t cpb = s->cp_data_bytes + s->cp_ref_bytes + s->cp_ctl_bytes;
+    uint64_t wire = cpb + s->log_bytes + s->session_bytes;
+    fprintf(o, "summary: %u/%u CPs verified, %llu writes, client %.2f MiB\n",
+            r->cps_verified, c->cps, (unsigned long long)s->writes, mib(s->client_bytes));
+    fprintf(o, "  wire %.2f MiB = %.3f x client: log %.2f MiB, CP data %.2f MiB, "
+               "CP refs %.3f MiB, CP control %llu B, session %llu B\n",
+            mib(wire), s->client_bytes ? (double)wire / (double)s->client_bytes : 0.0,
+            mib(s->log_bytes), mib(s->cp_data_bytes), mib(s->cp_ref_bytes),
+            (unsigned long long)s->cp_ctl_bytes, (unsigned long long)s->session_bytes);
+    fprintf(o, "  CP phase %.2f MiB vs naive full-block CP %.2f MiB (%.2f%%); "
+               "wholly-modified blocks: %.3f MiB of REFs vs %.2f MiB naive (%.3f%%)\n",
+            mib(cpb), mib(s->naive_bytes), pct(cpb, s->naive_bytes), mib(s->cp_ref_bytes),
+            mib(s->ref_naive_bytes), pct(s->cp_ref_bytes, s->ref_naive_bytes));
+    fprintf(o, "  NAKs %llu, reconnects %llu, resent transfers %llu, lost transfers %llu%s\n",
+            (unsigned long long)s->naks, (unsigned long long)(s->reconnects ? s->reconnects - 1 : 0),
+            (unsigned long long)s->resent_transfers, (unsigned long long)s->lost_transfers,
+            s->out_of_sync ? ", OUT OF SYNC" : "");
+}
+
+int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
+{
+    mk_source_config sc = {c->volume_id, c->nblocks, c->source_id, c->block_size,
+                           c->mode, 0};
+    mk_file *store = NULL;
+    mk_source *src = NULL;
+    mk_workload wl = {0};
+    pair_link l = {0};
+    int rc;
+    FILE *o = c->out;
+    memset(res, 0, sizeof *res);
+    l.cfg = c;
+    l.fd = -1;
+    if (c->record && !(l.record = fopen(c->record, "wb")))
+        return res->err = MK_EIO;
+    if ((rc = mk_file_mem("ref/source/store", &store)) ||
+        (rc = mk_source_new(&sc, store, &src)) ||
+        (rc = mk_workload_init(&wl, c->workload, c->seed, c->nblocks, c->block_size)))
+        goto out;
+    l.src = src;
+    if ((rc = link_open(&l)) || (rc = mk_source_connect(src, l.now)) ||
+        (rc = pump_until(&l, c_ready, 0)))
+        goto out;
+    if (o) {
+        fprintf(o, "mirrorkit pair: %llu blocks x %u B (%.0f MiB), mode %s, workload %s, "
+                   "%u CPs x %llu writes, transport %s, seed %llu\n",
+                (unsigned long long)c->nblocks, c->block_size,
+                mib(c->nblocks * c->block_size), mk_mode_name(c->mode),
+                mk_workload_name(c->workload), c->cps,
+                (unsigned long long)c->writes_per_cp, mk_transport_name(c->transport),
+                (unsigned long long)c->seed);
+        fprintf(o, "%4s %7s %7s %7s %7s %12s %12s %8s %9s  %s\n", "CP", "writes", "xfers",
+                "DATA", "REF", "CP bytes", "naive bytes", "CP/naive", "REF/naive", "verified");
+    }
+    for (uint32_t cp = 1; cp <= c->cps; cp++) {
+        mk_source_stats before = *mk_source_get_stats(src);
+        for (uint64_t i = 0; i < c->writes_per_cp; i++) {
+            uint64_t off, wid;
+            uint32_t len;
+            const uint8_t *data;
+            mk_workload_next(&wl, &off, &len, &data);
+            while ((rc = mk_source_write(src, off, data, len, l.now, &wid)) == MK_EAGAIN)
+                if ((rc = pump_until(&l, c_drained, 0)) ||
+                    (rc = (c->transport == MK_T_SIM ? sim_pump(&l) : fd_pump(&l, 10))) < 0)
+                    goto out;
+            if (rc)
+                goto out;
+            if (c->mode == MK_MODE_SYNC)
+                rc = pump_until(&l, c_acked, wid);
+            else if (mk_buf_len(mk_source_out(src)) > (1u << 20))
+                rc = pump_until(&l, c_drained, 1u << 18);
+            if (rc)
+                goto out;
+        }
+        while ((rc = mk_source_cp(src, l.now)) == MK_EAGAIN)
+            if ((rc = pump_until(&l, c_acked, mk_source_get_stats(src)->writes)))
+                goto out;
+        if (rc || (rc = pump_until(&l, c_cp, cp)))
+            goto out;
+        res->cps_done = cp;
+        const mk_source_stats *s = mk_source_get_stats(src);
+        uint64_t bad = 0;
+        int checked;
+        int vrc = verify_cp(&l, store, &bad, &checked);
+        if (vrc == 0)
+            res->cps_verified++;
+        if (o) {
+            uint64_t cpb = (s->cp_data_bytes + s->cp_ref_bytes + s->cp_ctl_bytes) -
+                           (before.cp_data_bytes + before.cp_ref_bytes + before.cp_ctl_bytes);
+            uint64_t naive = s->naive_bytes - before.naive_bytes;
+            char verdict[64];
+            snprintf(verdict, sizeof verdict, "%s",
+                     vrc == 0 ? (checked ? "yes" : "digest") : "NO");
+            if (vrc == MK_EVERIFY)
+                snprintf(verdict, sizeof verdict, "NO (block %llu differs)",
+                         (unsigned long long)bad);
+            else if (vrc)
+                snprintf(verdict, sizeof verdict, "NO (%s)", mk_errname(vrc));
+            fprintf(o, "%4u %7llu %7llu %7llu %7llu %12llu %12llu %7.2f%% %8.3f%%  %s\n", cp,
+                    (unsigned long long)(s->writes - before.writes),
+                    (unsigned long long)(s->transfers - before.transfers),
+                    (unsigned long long)(s->cp_data_blocks - before.cp_data_blocks),
+                    (unsigned long long)(s->cp_ref_blocks - before.cp_ref_blocks),
+                    (unsigned long long)cpb, (unsigned long long)naive, pct(cpb, naive),
+                    pct(s->cp_ref_bytes - before.cp_ref_bytes,
+                        s->ref_naive_bytes - before.ref_naive_bytes),
+                    verdict);
+        }
+        if (vrc) {
+            rc = vrc;
+            res->first_bad_block = bad;
+            goto out;
+        }
+    }
+out:
+    if (src)
+        res->stats = *mk_source_get_stats(src);
+    res->err = rc;
+    int crc = link_close(&l, rc == 0);
+    if (rc == 0 && crc)
+        res->err = rc = crc;
+    if (o) {
+        print_summary(o, c, res);
+        if (rc)
+            fprintf(o, "result: FAILED: %s: %s\n", mk_errname(rc), mk_strerror(rc));
+        else
+            fprintf(o, "result: ok, every CP verified\n");
+    }
+    if (l.record)
+        fclose(l.record);
+    mk_workload_free(&wl);
+    mk_source_free(src);
+    mk_file_close(store);
+    return rc;
+}

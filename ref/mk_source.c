@@ -1,0 +1,717 @@
+#include "mk_source.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mk_err.h"
+#include "mk_map.h"
+#include "mk_wire.h"
+
+enum { S_DOWN, S_HELLO_SENT, S_READY };
+enum { REC_REF, REC_DATA };
+
+/* A transfer kept until the destination acknowledges it durable, so it can
+ * be resent after a reconnect (section 8.2). */
+typedef struct xfer {
+    uint64_t tid, offset;
+    uint32_t length;
+    uint8_t *data;
+} xfer;
+
+/* Claim 14's transfer-ID structure: descriptors name a transfer by index
+ * into this table; an entry lives while a descriptor refers to it. */
+typedef struct tid_ent {
+    uint64_t tid;
+    uint32_t refs;
+    uint32_t next_free;
+} tid_ent;
+
+/* Claim 14's buffer descriptor, one per dirty block (section 6.2). */
+typedef struct desc {
+    uint64_t block;
+    uint64_t hash;     /* XXH3-64 of the block, valid when whole */
+    uint32_t xidx;     /* index into the transfer-ID table, when whole */
+    uint32_t slot;     /* block number within that transfer */
+    uint8_t whole;     /* current content == that slot */
+} desc;
+
+/* One block of the CP in flight, kept until CP_ACK for NAK and resume. */
+typedef struct cprec {
+    uint64_t block, tid, hash;
+    uint32_t slot;
+    uint8_t kind;
+    uint8_t *data;     /* DATA content, or a REF block's CP-time copy */
+} cprec;
+
+typedef struct pending_ack {
+    uint64_t wid, last_tid;
+} pending_ack;
+
+struct mk_source {
+    mk_source_config cfg;
+    mk_file *store;
+    int state, fatal;
+    uint64_t send_seq, recv_seq;
+    mk_buf in, out;
+    uint64_t next_tid, acked_tid, next_wid, acked_wid;
+    /* unacknowledged transfers, FIFO */
+    xfer *xf;
+    size_t xf_head, xf_len, xf_cap;
+    uint64_t unacked_bytes;
+    /* transfer-ID table */
+    tid_ent *tt;
+    uint32_t tt_len, tt_cap, tt_free;
+    /* dirty-block descriptors */
+    desc *dv;
+    size_t dv_len, dv_cap;
+    mk_map dmap;
+    /* sync-mode writes waiting for LOG_ACK, FIFO */
+    pending_ack *pa;
+    size_t pa_head, pa_len, pa_cap;
+    /* the CP in flight */
+    int cp_inflight;
+    uint64_t cp_no, cp_covers, cp_digest;
+    cprec *cr;
+    size_t cr_len;
+    uint8_t *scratch;  /* one block */
+    mk_source_stats st;
+};
+
+#define NO_XIDX UINT32_MAX
+
+static int fail(mk_source *s, int err)
+{
+    if (!s->fatal) {
+        s->fatal = err;
+        if (s->state != S_DOWN) {
+            char msg[MK_ERROR_MSG_MAX];
+            snprintf(msg, sizeof msg, "source: %s", mk_strerror(err));
+            mk_error_encode(&s->out, s->send_seq++, err, msg);
+        }
+    }
+    return err;
+}
+
+/* Grows a vector to hold one more element (small helper used by every
+ * dynamic array of the engine). */
+static int grow(void **v, size_t *cap, size_t len, size_t elem)
+{
+    if (len < *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    void *p = realloc(*v, n * elem);
+    if (!p)
+        return MK_ENOMEM;
+    *v = p;
+    *cap = n;
+    return 0;
+}
+
+int mk_source_new(const mk_source_config *cfg, mk_file *store, mk_source **out)
+{
+    if (!mk_block_size_ok(cfg->block_size))
+        return MK_EBLOCKSIZE;
+    if (cfg->mode < MK_MODE_SYNC || cfg->mode > MK_MODE_ASYNC)
+        return MK_EMODE;
+    if (cfg->nblocks == 0 || cfg->nblocks > UINT64_MAX / cfg->block_size)
+        return MK_ERANGE;
+    mk_source *s = calloc(1, sizeof *s);
+    if (!s)
+        return MK_ENOMEM;
+    s->cfg = *cfg;
+    if (!s->cfg.max_lag)
+        s->cfg.max_lag = MK_DEFAULT_MAX_LAG;
+    s->store = store;
+    s->tt_free = NO_XIDX;
+    mk_buf_init(&s->in);
+    mk_buf_init(&s->out);
+    mk_map_init(&s->dmap);
+    s->scratch = malloc(cfg->block_size);
+    if (!s->scratch) {
+        free(s);
+        return MK_ENOMEM;
+    }
+    *out = s;
+    return 0;
+}
+
+static void cp_free(mk_source *s)
+{
+    for (size_t i = 0; i < s->cr_len; i++)
+        free(s->cr[i].data);
+    free(s->cr);
+    s->cr = NULL;
+    s->cr_len = 0;
+    s->cp_inflight = 0;
+}
+
+void mk_source_free(mk_source *s)
+{
+    if (!s)
+        return;
+    for (size_t i = 0; i < s->xf_len; i++)
+        free(s->xf[(s->xf_head + i) % s->xf_cap].data);
+    free(s->xf);
+    free(s->tt);
+    free(s->dv);
+    free(s->pa);
+    mk_map_free(&s->dmap);
+    cp_free(s);
+    mk_buf_free(&s->in);
+    mk_buf_free(&s->out);
+    free(s->scratch);
+    free(s);
+}
+
+mk_buf *mk_source_out(mk_source *s) { return &s->out; }
+uint64_t mk_source_acked(const mk_source *s) { return s->acked_wid; }
+uint64_t mk_source_cp_acked(const mk_source *s) { return s->cp_no - (uint64_t)s->cp_inflight; }
+int mk_source_cp_in_flight(const mk_source *s) { return s->cp_inflight; }
+int mk_source_ready(const mk_source *s) { return s->state == S_READY; }
+uint64_t mk_source_unacked_bytes(const mk_source *s) { return s->unacked_bytes; }
+uint64_t mk_source_dirty_blocks(const mk_source *s) { return s->dv_len; }
+int mk_source_error(const mk_source *s) { return s->fatal; }
+const mk_source_stats *mk_source_get_stats(const mk_source *s) { return &s->st; }
+
+/* ---- transfer-ID table ------------------------------------------------ */
+
+/* Grows a FIFO ring by one element, unwrapping it into the new storage so
+ * that element i stays at (head + i) % cap. */
+static int ring_grow(void **v, size_t *cap, size_t *head, size_t len, size_t elem)
+{
+    if (len < *cap)
+        return 0;
+    size_t n = *cap ? *cap * 2 : 64;
+    uint8_t *p = malloc(n * elem), *old = *v;
+    if (!p)
+        return MK_ENOMEM;
+    for (size_t i = 0; i < len; i++)
+        memcpy(p + i * elem, old + ((*head + i) % *cap) * elem, elem);
+    free(old);
+    *v = p;
+    *cap = n;
+    *head = 0;
+    return 0;
+}
+
+static int tt_acquire(mk_source *s, uint64_t tid, uint32_t refs, uint32_t *idx)
+{
+    if (s->tt_free != NO_XIDX) {
+        *idx = s->tt_free;
+        s->tt_free = s->tt[*idx].next_free;
+    } else {
+        size_t cap = s->tt_cap;
+        if (grow((void **)&s->tt, &cap, s->tt_len, sizeof *s->tt))
+            return MK_ENOMEM;
+        s->tt_cap = (uint32_t)cap;
+        *idx = s->tt_len++;
+    }
+    s->tt[*idx].tid = tid;
+    s->tt[*idx].refs = refs;
+    return 0;
+}
+
+static void tt_release(mk_source *s, uint32_t idx)
+{
+    if (idx == NO_XIDX || --s->tt[idx].refs > 0)
+        return;
+    s->tt[idx].next_free = s->tt_free;
+    s->tt_free = idx;
+}
+
+/* ---- frame emission --------------------------------------------------- */
+
+/* Emits one frame through enc and charges its wire bytes to *counter, so
+ * the accounting of section 11 is exact by construction. */
+#define EMIT(s, counter, call)                                                 \
+    do {                                                                       \
+        size_t before_ = mk_buf_len(&(s)->out);                                \
+        int rc_ = (call);                                                      \
+        if (rc_)                                                               \
+            return fail((s), rc_);                                             \
+        (counter) += mk_buf_len(&(s)->out) - before_;                          \
+    } while (0)
+
+static int emit_transfer(mk_source *s, const xfer *x)
+{
+    mk_log l = {x->tid, x->offset, x->length, x->data};
+    EMIT(s, s->st.log_bytes, mk_log_encode(&s->out, s->send_seq++, &l));
+    return 0;
+}
+
+static int emit_data(mk_source *s, const cprec *r)
+{
+    mk_cp_data d = {s->cp_no, r->block, r->data};
+    EMIT(s, s->st.cp_data_bytes,
+         mk_cp_data_encode(&s->out, s->send_seq++, &d, s->cfg.block_size));
+    return 0;
+}
+
+/* Section 7.2: CP_BEGIN, every REF in as few CP_REF frames as fit, every
+ * DATA block, CP_COMMIT.  Records go in ascending block order within each
+ * kind; batching the REFs keeps their per-frame overhead negligible. */
+static int emit_cp(mk_source *s)
+{
+    mk_cp_begin b = {s->cp_no, s->cr_len, s->cp_covers};
+    mk_ref batch[MK_MAX_REFS_PER_FRAME];
+    uint32_t nb = 0;
+    int rc;
+    EMIT(s, s->st.cp_ctl_bytes, mk_cp_begin_encode(&s->out, s->send_seq++, &b));
+    for (size_t i = 0; i < s->cr_len; i++) {
+        const cprec *r = &s->cr[i];
+        if (r->kind == REC_REF)
+            batch[nb++] = (mk_ref){r->block, r->tid, r->slot, r->hash};
+        if (nb && (nb == MK_MAX_REFS_PER_FRAME || i + 1 == s->cr_len)) {
+            EMIT(s, s->st.cp_ref_bytes,
+                 mk_cp_ref_encode(&s->out, s->send_seq++, s->cp_no, batch, nb));
+            nb = 0;
+        }
+    }
+    for (size_t i = 0; i < s->cr_len; i++)
+        if (s->cr[i].kind == REC_DATA && (rc = emit_data(s, &s->cr[i])))
+            return rc;
+    mk_cp_commit c = {s->cp_no, s->cr_len};
+    EMIT(s, s->st.cp_ctl_bytes, mk_cp_commit_encode(&s->out, s->send_seq++, &c));
+    return 0;
+}
+
+/* ---- sessions --------------------------------------------------------- */
+
+int mk_source_connect(mk_source *s, uint64_t now)
+{
+    (void)now;
+    if (s->fatal)
+        return s->fatal;
+    mk_buf_clear(&s->in);
+    mk_buf_clear(&s->out);
+    s->send_seq = s->recv_seq = 0;
+    s->state = S_HELLO_SENT;
+    s->st.reconnects++;
+    mk_hello h = {s->cfg.volume_id, s->cfg.nblocks, s->cfg.block_size,
+                  (uint8_t)s->cfg.mode, s->cfg.source_id};
+    EMIT(s, s->st.session_bytes, mk_hello_encode(&s->out, s->send_seq++, &h));
+    return 0;
+}
+
+void mk_source_disconnect(mk_source *s)
+{
+    s->state = S_DOWN;
+    mk_buf_clear(&s->in);
+    mk_buf_clear(&s->out);
+}
+
+static xfer *xf_at(mk_source *s, size_t i) { return &s->xf[(s->xf_head + i) % s->xf_cap]; }
+
+/* Everything up to tid is durable at the destination. */
+static void on_durable(mk_source *s, uint64_t tid)
+{
+    while (s->xf_len && xf_at(s, 0)->tid <= tid) {
+        xfer *x = xf_at(s, 0);
+        s->unacked_bytes -= x->length;
+        free(x->data);
+        s->xf_head = (s->xf_head + 1) % s->xf_cap;
+        s->xf_len--;
+    }
+    if (tid > s->acked_tid)
+        s->acked_tid = tid;
+    while (s->pa_len && s->pa[s->pa_head].last_tid <= s->acked_tid) {
+        s->acked_wid = s->pa[s->pa_head].wid;
+        s->pa_head = (s->pa_head + 1) % s->pa_cap;
+        s->pa_len--;
+    }
+}
+
+static int rec_cmp(const void *a, const void *b)
+{
+    const cprec *x = a, *y = b;
+    return x->block < y->block ? -1 : x->block > y->block;
+}
+
+static cprec *cp_find(mk_source *s, uint64_t block)
+{
+    cprec key = {.block = block};
+    return s->cp_inflight ? bsearch(&key, s->cr, s->cr_len, sizeof *s->cr, rec_cmp) : NULL;
+}
+
+/* Turns a REF record of the CP in flight into DATA with the block's CP
+ * content: the copy taken before a later write, or else the store, which
+ * then still holds the CP content (section 8.1). */
+static int rec_to_data(mk_source *s, cprec *r)
+{
+    if (!r->data) {
+        r->data = malloc(s->cfg.block_size);
+        if (!r->data)
+            return MK_ENOMEM;
+        int rc = mk_file_read_block(s->store, r->data, s->cfg.block_size,
+                                    r->block * s->cfg.block_size);
+        if (rc)
+            return rc;
+    }
+    r->kind = REC_DATA;
+    return 0;
+}
+
+/* Section 8.3: the destination no longer holds transfers in (lo, hi]:
+ * nothing may refer to them any more. */
+static int forget_transfers(mk_source *s, uint64_t lo, uint64_t hi)
+{
+    int rc;
+    for (size_t i = 0; i < s->dv_len; i++) {
+        desc *d = &s->dv[i];
+        if (d->whole && s->tt[d->xidx].tid > lo && s->tt[d->xidx].tid <= hi) {
+            tt_release(s, d->xidx);
+            d->whole = 0;
+            d->xidx = NO_XIDX;
+        }
+    }
+    for (size_t i = 0; s->cp_inflight && i < s->cr_len; i++) {
+        cprec *r = &s->cr[i];
+        if (r->kind == REC_REF && r->tid > lo && r->tid <= hi && (rc = rec_to_data(s, r)))
+            return rc;
+    }
+    return 0;
+}
+
+static int on_hello_ack(mk_source *s, const mk_frame *f)
+{
+    mk_hello_ack a;
+    int rc = mk_hello_ack_decode(f, &a);
+    if (rc)
+        return fail(s, rc);
+    if (s->state != S_HELLO_SENT)
+        return fail(s, MK_ESTATE);
+    if (a.volume_id != s->cfg.volume_id || a.nblocks != s->cfg.nblocks ||
+        a.block_size != s->cfg.block_size)
+        return fail(s, MK_EVOLUME);
+    if (a.source_id != s->cfg.source_id)
+        return fail(s, MK_EPEER);
+    if (a.durable_tid > s->next_tid)
+        return fail(s, MK_EDIVERGED);
+    if (a.durable_tid < s->acked_tid) {
+        /* The destination lost log entries it had acknowledged. */
+        s->st.lost_transfers += s->acked_tid - a.durable_tid;
+        if (s->cfg.mode == MK_MODE_SYNC)
+            s->st.out_of_sync = 1;
+        if ((rc = forget_transfers(s, a.durable_tid, s->acked_tid)))
+            return fail(s, rc);
+    } else {
+        on_durable(s, a.durable_tid);
+    }
+    uint64_t acked_cp = s->cp_no - s->cp_inflight;
+    int resend_cp = 0;
+    if (s->cp_inflight && a.last_cp == s->cp_no) {
+        /* The CP committed but its CP_ACK was lost with the connection. */
+        cp_free(s);
+        s->st.cps_acked++;
+    } else if (a.last_cp == acked_cp) {
+        resend_cp = s->cp_inflight;
+    } else {
+        return fail(s, MK_EDIVERGED);
+    }
+    s->state = S_READY;
+    for (size_t i = 0; i < s->xf_len; i++) {
+        xfer *x = xf_at(s, i);
+        if (x->tid <= a.durable_tid)
+            continue;
+        s->st.resent_transfers++;
+        if ((rc = emit_transfer(s, x)))
+            return rc;
+    }
+    if (resend_cp) {
+        s->st.resent_cps++;
+        return emit_cp(s);
+    }
+    return 0;
+}
+
+static int on_log_ack(mk_source *s, const mk_frame *f)
+{
+    uint64_t tid;
+    int rc = mk_log_ack_decode(f, &tid);
+    if (rc)
+        return fail(s, rc);
+    if (tid > s->next_tid || tid < s->acked_tid)
+        return fail(s, MK_ETID);
+    on_durable(s, tid);
+    return 0;
+}
+
+static int on_nak(mk_source *s, const mk_frame *f)
+{
+    mk_nak n;
+    int rc = mk_nak_decode(f, &n);
+    if (rc)
+        return fail(s, rc);
+    if (!s->cp_inflight || n.cp != s->cp_no)
+        return fail(s, MK_ECP);
+    cprec *r = cp_find(s, n.block);
+    if (!r || r->kind != REC_REF)
+        return fail(s, MK_ESTATE);
+    if ((rc = rec_to_data(s, r)))
+        return fail(s, rc);
+    s->st.naks++;
+    return emit_data(s, r);
+}
+
+static int on_cp_ack(mk_source *s, const mk_frame *f)
+{
+    mk_cp_ack a;
+    int rc = mk_cp_ack_decode(f, &a);
+    if (rc)
+        return fail(s, rc);
+    if (!s->cp_inflight || a.cp != s->cp_no)
+        return fail(s, MK_ECP);
+    if (a.napplied != s->cr_len)
+        return fail(s, MK_ECOUNT);
+    if (a.digest != s->cp_digest)
+        return fail(s, MK_EDIGEST);
+    cp_free(s);
+    s->st.cps_acked++;
+    return 0;
+}
+
+static int on_frame(mk_source *s, const mk_frame *f)
+{
+    if (f->seq != s->recv_seq)
+        return fail(s, MK_ESEQ);
+    s->recv_seq++;
+    if (s->state == S_HELLO_SENT && f->type != MK_F_HELLO_ACK && f->type != MK_F_ERROR)
+        return fail(s, MK_ESTATE);
+    switch (f->type) {
+    case MK_F_HELLO_ACK: return on_hello_ack(s, f);
+    case MK_F_LOG_ACK: return on_log_ack(s, f);
+    case MK_F_NAK: return on_nak(s, f);
+    case MK_F_CP_ACK: return on_cp_ack(s, f);
+    case MK_F_ERROR: {
+        mk_error_frame e;
+        int rc = mk_error_decode(f, &e);
+        s->fatal = rc ? rc : MK_EREMOTE;
+        return s->fatal;
+    }
+    }
+    return fail(s, MK_ETYPE);
+}
+
+int mk_source_recv(mk_source *s, const void *buf, size_t n, uint64_t now)
+{
+    (void)now;
+    if (s->fatal)
+        return s->fatal;
+    if (s->state == S_DOWN)
+        return MK_ESTATE;
+    int rc = mk_buf_append(&s->in, buf, n);
+    if (rc)
+        return fail(s, rc);
+    while (mk_buf_len(&s->in) > 0) {
+        mk_frame f;
+        size_t used;
+        rc = mk_frame_decode(mk_buf_peek(&s->in), mk_buf_len(&s->in), MK_MAX_PAYLOAD,
+                             MK_FRAME_MAGIC, &f, &used);
+        if (rc == MK_ETRUNC)
+            return 0;
+        if (rc)
+            return fail(s, rc);
+        rc = on_frame(s, &f);
+        mk_buf_consume(&s->in, used);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- client writes ---------------------------------------------------- */
+
+/* Records that `block` is dirty and what its current content is (section
+ * 6.3): a slot of transfer xidx when the last write covered it wholly,
+ * otherwise nothing a REF could name. */
+static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot,
+                      const uint8_t *whole_data)
+{
+    uint64_t i;
+    desc *d;
+    if (mk_map_get(&s->dmap, block, &i)) {
+        d = &s->dv[i];
+        if (d->whole)
+            tt_release(s, d->xidx);
+    } else {
+        if (grow((void **)&s->dv, &s->dv_cap, s->dv_len, sizeof *s->dv) ||
+            mk_map_put(&s->dmap, block, s->dv_len))
+            return MK_ENOMEM;
+        d = &s->dv[s->dv_len++];
+        d->block = block;
+    }
+    d->whole = whole_data != NULL;
+    d->xidx = whole_data ? xidx : NO_XIDX;
+    d->slot = slot;
+    d->hash = whole_data ? mk_block_hash(whole_data, s->cfg.block_size) : 0;
+    return 0;
+}
+
+/* Before a write changes a block whose CP-time content a REF of the CP in
+ * flight still promises, keep a copy: a NAK or a resume may need it sent
+ * as DATA (section 8.1). */
+static int copy_on_write(mk_source *s, uint64_t first, uint64_t last)
+{
+    for (uint64_t b = first; s->cp_inflight && b <= last; b++) {
+        cprec *r = cp_find(s, b);
+        if (!r || r->kind != REC_REF || r->data)
+            continue;
+        if (!(r->data = malloc(s->cfg.block_size)))
+            return MK_ENOMEM;
+        int rc = mk_file_read_block(s->store, r->data, s->cfg.block_size,
+                                    b * s->cfg.block_size);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* Logs one piece of a write as a transfer (section 4.2) and updates the
+ * descriptors of the blocks it touches. */
+static int log_piece(mk_source *s, uint64_t off, const uint8_t *data, uint32_t len)
+{
+    uint32_t bs = s->cfg.block_size;
+    mk_xgeom g;
+    int rc;
+    mk_transfer_geom(off, len, bs, &g);
+    uint64_t tid = ++s->next_tid;
+    uint32_t xidx = NO_XIDX;
+    if (g.nslots && (rc = tt_acquire(s, tid, g.nslots, &xidx)))
+        return rc;
+    if (g.head_len && (rc = mark_dirty(s, off / bs, NO_XIDX, 0, NULL)))
+        return rc;
+    for (uint32_t i = 0; i < g.nslots; i++)
+        if ((rc = mark_dirty(s, g.first_block + i, xidx, i, data + g.head_len + (size_t)i * bs)))
+            return rc;
+    if (g.tail_len && (rc = mark_dirty(s, (off + len - 1) / bs, NO_XIDX, 0, NULL)))
+        return rc;
+    if (ring_grow((void **)&s->xf, &s->xf_cap, &s->xf_head, s->xf_len, sizeof *s->xf))
+        return MK_ENOMEM;
+    xfer x = {tid, off, len, malloc(len)};
+    if (!x.data)
+        return MK_ENOMEM;
+    memcpy(x.data, data, len);
+    *xf_at(s, s->xf_len) = x;
+    s->xf_len++;
+    s->unacked_bytes += len;
+    s->st.transfers++;
+    return s->state == S_READY ? emit_transfer(s, &x) : 0;
+}
+
+int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
+                    uint64_t now, uint64_t *wid)
+{
+    (void)now;
+    uint32_t bs = s->cfg.block_size;
+    uint64_t vbytes = s->cfg.nblocks * bs;
+    int rc;
+    if (s->fatal)
+        return s->fatal;
+    if (len == 0)
+        return MK_EZEROLEN;
+    if (off > vbytes || len > vbytes - off)
+        return MK_ERANGE;
+    int logged = s->cfg.mode != MK_MODE_ASYNC;
+    if (logged && s->unacked_bytes && s->unacked_bytes + len > s->cfg.max_lag)
+        return MK_EAGAIN;
+    if ((rc = copy_on_write(s, off / bs, (off + len - 1) / bs)))
+        return fail(s, rc);
+    if ((rc = mk_file_pwrite(s->store, data, len, off)))
+        return fail(s, rc);
+    if (logged) {
+        const uint8_t *p = data;
+        uint64_t at = off, end = off + len;
+        while (at < end) {
+            uint64_t piece_end = end;
+            if (end - at > MK_MAX_TRANSFER_DATA) {
+                piece_end = at + MK_MAX_TRANSFER_DATA;
+                piece_end -= piece_end % bs; /* split at a block boundary */
+            }
+            if ((rc = log_piece(s, at, p + (at - off), (uint32_t)(piece_end - at))))
+                return fail(s, rc);
+            at = piece_end;
+        }
+    } else {
+        for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
+            if ((rc = mark_dirty(s, b, NO_XIDX, 0, NULL)))
+                return fail(s, rc);
+    }
+    s->st.writes++;
+    s->st.client_bytes += len;
+    *wid = ++s->next_wid;
+    if (s->cfg.mode == MK_MODE_SYNC) {
+        if (ring_grow((void **)&s->pa, &s->pa_cap, &s->pa_head, s->pa_len, sizeof *s->pa))
+            return fail(s, MK_ENOMEM);
+        s->pa[(s->pa_head + s->pa_len++) % s->pa_cap] = (pending_ack){*wid, s->next_tid};
+    } else {
+        s->acked_wid = *wid;
+    }
+    return 0;
+}
+
+/* ---- consistency points ----------------------------------------------- */
+
+static int desc_cmp(const void *a, const void *b)
+{
+    const desc *x = a, *y = b;
+    return x->block < y->block ? -1 : x->block > y->block;
+}
+
+int mk_source_cp(mk_source *s, uint64_t now)
+{
+    (void)now;
+    uint32_t bs = s->cfg.block_size;
+    int rc;
+    if (s->fatal)
+        return s->fatal;
+    if (s->cp_inflight)
+        return MK_EAGAIN;
+    /* Section 5.1: in sync mode a CP names only durable transfers. */
+    if (s->cfg.mode == MK_MODE_SYNC && s->acked_tid < s->next_tid)
+        return MK_EAGAIN;
+    if ((rc = mk_file_sync(s->store)))
+        return fail(s, rc);
+    qsort(s->dv, s->dv_len, sizeof *s->dv, desc_cmp);
+    cprec *cr = calloc(s->dv_len ? s->dv_len : 1, sizeof *cr);
+    if (!cr)
+        return fail(s, MK_ENOMEM);
+    uint64_t digest = 0;
+    for (size_t i = 0; i < s->dv_len; i++) {
+        desc *d = &s->dv[i];
+        cprec *r = &cr[i];
+        r->block = d->block;
+        if (d->whole) {
+            r->kind = REC_REF;
+            r->tid = s->tt[d->xidx].tid;
+            r->slot = d->slot;
+            r->hash = d->hash;
+            tt_release(s, d->xidx);
+            s->st.cp_ref_blocks++;
+            s->st.ref_naive_bytes += bs;
+        } else {
+            r->kind = REC_DATA;
+            r->data = malloc(bs);
+            if (!r->data || (rc = mk_file_read_block(s->store, r->data, bs, d->block * bs))) {
+                s->cr = cr;
+                s->cr_len = i + 1;
+                cp_free(s);
+                return fail(s, r->data ? rc : MK_ENOMEM);
+            }
+            r->hash = mk_block_hash(r->data, bs);
+            s->st.cp_data_blocks++;
+        }
+        digest = mk_digest_step(digest, r->block, r->hash);
+    }
+    s->st.naive_bytes += (uint64_t)s->dv_len * bs;
+    s->cr = cr;
+    s->cr_len = s->dv_len;
+    s->dv_len = 0;
+    mk_map_clear(&s->dmap);
+    s->cp_inflight = 1;
+    s->cp_no++;
+    s->cp_covers = s->next_tid;
+    s->cp_digest = digest;
+    s->st.cps_started++;
+    return s->state == S_READY ? emit_cp(s) : 0;
+}
