@@ -58,8 +58,26 @@ static void set_name(mk_file *f, const char *name)
 typedef struct mem_file {
     mk_file base;
     uint8_t *data;
-    uint64_t size, cap;
+    uint64_t size, cap, written;
+    mk_crash_clock *clk;
+    uint8_t *durable; /* contents as of the last sync, when crashable */
+    uint64_t dsize;
 } mem_file;
+
+/* Ticks the crash clock for one mutating call: 0 to go ahead, MK_EIO when
+ * the simulated process is (now) dead. */
+static int mem_tick(mem_file *m)
+{
+    if (!m->clk)
+        return 0;
+    if (m->clk->dead)
+        return MK_EIO;
+    if (m->clk->limit && ++m->clk->ticks >= m->clk->limit) {
+        m->clk->dead = 1;
+        return MK_EIO;
+    }
+    return 0;
+}
 
 static long mem_pread(mk_file *f, void *buf, size_t n, uint64_t off)
 {
@@ -72,19 +90,31 @@ static long mem_pread(mk_file *f, void *buf, size_t n, uint64_t off)
     return (long)take;
 }
 
-static int mem_grow(mem_file *m, uint64_t need)
+static int grow_buf(uint8_t **p, uint64_t *cap, uint64_t need)
 {
-    if (need <= m->cap)
+    if (need <= *cap)
         return 0;
-    uint64_t cap = m->cap ? m->cap : 65536;
-    while (cap < need)
-        cap *= 2;
-    uint8_t *p = realloc(m->data, cap);
-    if (!p)
+    uint64_t ncap = *cap ? *cap : 65536;
+    while (ncap < need)
+        ncap *= 2;
+    uint8_t *q = realloc(*p, ncap);
+    if (!q)
         return MK_ENOMEM;
-    memset(p + m->cap, 0, cap - m->cap);
-    m->data = p;
-    m->cap = cap;
+    memset(q + *cap, 0, ncap - *cap);
+    *p = q;
+    *cap = ncap;
+    return 0;
+}
+
+static int mem_write_raw(mem_file *m, const void *buf, size_t n, uint64_t off)
+{
+    int rc = grow_buf(&m->data, &m->cap, off + n);
+    if (rc)
+        return rc;
+    memcpy(m->data + off, buf, n);
+    if (off + n > m->size)
+        m->size = off + n;
+    m->written += n;
     return 0;
 }
 
@@ -93,25 +123,50 @@ static int mem_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
     mem_file *m = (mem_file *)f;
     if (off + n < off)
         return MK_ERANGE;
-    int rc = mem_grow(m, off + n);
-    if (rc)
+    int rc = mem_tick(m);
+    if (rc) {
+        /* A torn write: part of the dying write reached the medium. */
+        if (m->clk->tear && m->clk->ticks == m->clk->limit) {
+            size_t part = n < m->clk->tear ? n : m->clk->tear;
+            if (mem_write_raw(m, buf, part, off) == 0 && m->durable) {
+                uint64_t dcap = m->dsize;
+                uint8_t *d = realloc(m->durable, m->size ? m->size : 1);
+                if (d) {
+                    if (m->size > dcap)
+                        memset(d + dcap, 0, m->size - dcap);
+                    memcpy(d + off, buf, part);
+                    m->durable = d;
+                    if (off + part > m->dsize)
+                        m->dsize = off + part;
+                }
+            }
+        }
         return rc;
-    memcpy(m->data + off, buf, n);
-    if (off + n > m->size)
-        m->size = off + n;
-    return 0;
+    }
+    return mem_write_raw(m, buf, n, off);
 }
 
 static int mem_sync(mk_file *f)
 {
-    (void)f;
+    mem_file *m = (mem_file *)f;
+    int rc = mem_tick(m);
+    if (rc || !m->clk)
+        return rc;
+    uint8_t *d = realloc(m->durable, m->size ? m->size : 1);
+    if (!d)
+        return MK_ENOMEM;
+    memcpy(d, m->data, m->size);
+    m->durable = d;
+    m->dsize = m->size;
     return 0;
 }
 
 static int mem_truncate(mk_file *f, uint64_t size)
 {
     mem_file *m = (mem_file *)f;
-    int rc = mem_grow(m, size);
+    int rc = mem_tick(m);
+    if (rc == 0)
+        rc = grow_buf(&m->data, &m->cap, size);
     if (rc)
         return rc;
     if (size < m->size)
@@ -129,6 +184,7 @@ static int mem_size(mk_file *f, uint64_t *size)
 static void mem_close(mk_file *f)
 {
     free(((mem_file *)f)->data);
+    free(((mem_file *)f)->durable);
     free(f);
 }
 
@@ -145,6 +201,27 @@ int mk_file_mem(const char *name, mk_file **out)
     *out = &m->base;
     return 0;
 }
+
+int mk_file_mem_crashable(const char *name, mk_crash_clock *clk, mk_file **out)
+{
+    int rc = mk_file_mem(name, out);
+    if (rc == 0)
+        ((mem_file *)*out)->clk = clk;
+    return rc;
+}
+
+void mk_file_mem_crash(mk_file *f)
+{
+    mem_file *m = (mem_file *)f;
+    if (!m->clk)
+        return;
+    memset(m->data, 0, m->size);
+    m->size = 0;
+    if (m->dsize)
+        mem_write_raw(m, m->durable, m->dsize, 0);
+}
+
+uint64_t mk_file_mem_written(mk_file *f) { return ((mem_file *)f)->written; }
 
 /* ---- POSIX backend ---------------------------------------------------- */
 

@@ -39,6 +39,25 @@ struct mk_file {
 
 /* A memory file; starts empty. */
 int mk_file_mem(const char *name, mk_file **out);
+/*
+ * Crash simulation for the memory backend.  Files that share a crash clock
+ * share one notion of "now": each mutating call (pwrite, truncate, sync)
+ * ticks it, and the call with number `limit` (1-based, 0 = never) and every
+ * call after it fail with MK_EIO as if the process had died there.  If
+ * `tear` is set, the dying pwrite first persists its first `tear` bytes (a
+ * torn write).  mk_file_mem_crash then throws away whatever was written
+ * since the file's last successful sync, as a power loss would.
+ */
+typedef struct mk_crash_clock {
+    uint64_t ticks, limit;
+    uint32_t tear;
+    int dead;
+} mk_crash_clock;
+int mk_file_mem_crashable(const char *name, mk_crash_clock *clk, mk_file **out);
+void mk_file_mem_crash(mk_file *f);
+/* Bytes written through a memory file so far (for accounting in tests). */
+uint64_t mk_file_mem_written(mk_file *f);
+
 /* A POSIX file opened (created if absent when create is set) at path. */
 int mk_file_open(const char *path, int create, const char *name, mk_file **out);
 
