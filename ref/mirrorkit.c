@@ -79,7 +79,7 @@ static const char pair_opts_help[] =
 enum {
     O_BLOCKS = 256, O_BS, O_MODE, O_CPS, O_WRITES, O_WORKLOAD, O_SEED, O_RECORD,
     O_TRANSPORT, O_CONNECT, O_VERIFY_IMAGE, O_RECONNECT, O_VOLID, O_SRCID, O_KEEP,
-    O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP
+    O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP, O_SCRIPT, O_STDIO
 };
 
 static const struct option pair_long[] = {
@@ -89,6 +89,7 @@ static const struct option pair_long[] = {
     {"connect", 1, 0, O_CONNECT}, {"verify-image", 1, 0, O_VERIFY_IMAGE},
     {"reconnect-timeout", 1, 0, O_RECONNECT}, {"volume-id", 1, 0, O_VOLID},
     {"source-id", 1, 0, O_SRCID}, {"keep", 0, 0, O_KEEP}, {"help", 0, 0, O_HELP},
+    {"script", 1, 0, O_SCRIPT},
     {0, 0, 0, 0}};
 
 /* Returns -1 when the options are good, else the exit code to leave with. */
@@ -143,6 +144,8 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
         case O_CONNECT:
             if (strcmp(cmd, "source") != 0)
                 return usage_error(cmd, "unknown option '%s'", "--connect");
+            if (mk_net_addr_ok(optarg))
+                return usage_error(cmd, "--connect needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
             c->connect = optarg;
             break;
         case O_VERIFY_IMAGE: c->verify_image = optarg; break;
@@ -160,6 +163,17 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
                 return usage_error(cmd, "--source-id needs an integer, not '%s'", optarg);
             break;
         case O_KEEP: *keep = 1; break;
+        case O_SCRIPT:
+            if (strcmp(cmd, "source") != 0)
+                return usage_error(cmd, "unknown option '%s'", "--script");
+            if (strcmp(optarg, "-") == 0) {
+                c->script = stdin;
+            } else if (!(c->script = fopen(optarg, "r"))) {
+                fprintf(stderr, "mirrorkit %s: %s: MK_EINVAL: cannot open script: %s\n", cmd,
+                        optarg, strerror(errno));
+                return EXIT_USAGE;
+            }
+            break;
         default:
             return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
@@ -228,7 +242,10 @@ static void source_help(void)
            "--verify-image the mirror image is also compared block by block.\n\n%s"
            "  --connect HOST:PORT the destination (required)\n"
            "  --verify-image F    the destination's mirror image, to compare after each CP\n"
-           "  --reconnect-timeout S  give up reconnecting after S seconds (default 30)\n\n"
+           "  --reconnect-timeout S  give up reconnecting after S seconds (default 30)\n"
+           "  --script FILE|-     instead of the workload, run the client commands of\n"
+           "                      SPEC.md 10.2 ('write OFFSET HEX', 'cp', 'quit'),\n"
+           "                      answering 'ack N', 'cp-ack K', 'error MK_NAME' on stdout\n\n"
            "Exit: 0 every CP verified, 1 verification failed, 2 usage, 3 I/O error.\n",
            pair_opts_help);
 }
@@ -245,7 +262,14 @@ static int cmd_source(int argc, char **argv)
         return rc;
     if (!c.connect)
         return usage_error("source", "%s is required", "--connect HOST:PORT");
+    if (c.script) {
+        /* stdout carries the script answers; the report goes to stderr. */
+        c.script_out = stdout;
+        c.out = stderr;
+    }
     rc = mk_pair_run(&c, &r);
+    if (c.script && c.script != stdin)
+        fclose(c.script);
     return exit_code(rc);
 }
 
@@ -266,6 +290,7 @@ static void dest_help(void)
            "(SPEC.md 7.6).  It serves one source session at a time; a second\n"
            "connection is refused with MK_EPEER.\n\n"
            "  --listen HOST:PORT  address to listen on (port 0 picks one)\n"
+           "  --stdio             serve one session on stdin/stdout instead\n"
            "  --image F           the mirror image (created sparse if absent)\n"
            "  --log F             the log store (created if absent)\n"
            "  --port-file F       write the port actually bound to F\n"
@@ -337,9 +362,9 @@ static int cmd_dest(int argc, char **argv)
         {"listen", 1, 0, O_LISTEN}, {"image", 1, 0, O_IMAGE}, {"log", 1, 0, O_LOG},
         {"once", 0, 0, O_ONCE}, {"promote", 0, 0, O_PROMOTE}, {"port-file", 1, 0, O_PORTFILE},
         {"blocks", 1, 0, O_BLOCKS}, {"block-size", 1, 0, O_BS}, {"volume-id", 1, 0, O_VOLID},
-        {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"stdio", 0, 0, O_STDIO}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
     const char *listen_addr = NULL, *image = NULL, *logp = NULL, *portfile = NULL;
-    int once = 0, promote = 0, o, rc;
+    int once = 0, promote = 0, stdio = 0, o, rc;
     mk_dest_config dc = {0, 0, 0};
     uint64_t v;
     optind = 1;
@@ -347,11 +372,16 @@ static int cmd_dest(int argc, char **argv)
     while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (o) {
         case O_HELP: dest_help(); return EXIT_OK;
-        case O_LISTEN: listen_addr = optarg; break;
+        case O_LISTEN:
+            if (mk_net_addr_ok(optarg))
+                return usage_error("dest", "--listen needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
+            listen_addr = optarg;
+            break;
         case O_IMAGE: image = optarg; break;
         case O_LOG: logp = optarg; break;
         case O_PORTFILE: portfile = optarg; break;
         case O_ONCE: once = 1; break;
+        case O_STDIO: stdio = 1; break;
         case O_PROMOTE: promote = 1; break;
         case O_BLOCKS:
             if (parse_u64(optarg, &dc.nblocks) || !dc.nblocks)
@@ -374,8 +404,8 @@ static int cmd_dest(int argc, char **argv)
         return usage_error("dest", "unexpected argument '%s'", argv[optind]);
     if (!image || !logp)
         return usage_error("dest", "%s are required", "--image and --log");
-    if (!promote && !listen_addr)
-        return usage_error("dest", "%s is required", "--listen HOST:PORT");
+    if (!promote && !listen_addr == !stdio)
+        return usage_error("dest", "%s is required", "exactly one of --listen HOST:PORT and --stdio");
     mk_file *mf = NULL, *lf = NULL;
     mk_dest *d = NULL;
     int lfd = -1;
@@ -405,6 +435,16 @@ static int cmd_dest(int argc, char **argv)
                             " plus every durable transfer after it\n", image, li.last_cp);
         else
             fprintf(stderr, "mirrorkit dest: promote: %s: %s\n", mk_errname(rc), mk_strerror(rc));
+        goto out;
+    }
+    if (stdio) {
+        /* One session: the source's stream on stdin, replies on stdout. */
+        rc = mk_dest_serve_fds(d, 0, 1);
+        if (rc)
+            fprintf(stderr, "mirrorkit dest: session ended: %s: %s\n", mk_errname(rc),
+                    mk_strerror(rc));
+        else if (mk_dest_error(d))
+            rc = mk_dest_error(d);
         goto out;
     }
     uint16_t port;

@@ -33,6 +33,12 @@ static int parse_addr(const char *hostport, struct sockaddr_in *sa)
     return 0;
 }
 
+int mk_net_addr_ok(const char *hostport)
+{
+    struct sockaddr_in sa;
+    return parse_addr(hostport, &sa);
+}
+
 int mk_net_nonblock(int fd)
 {
     int fl = fcntl(fd, F_GETFL);
@@ -81,17 +87,25 @@ int mk_net_connect(const char *hostport, int *out)
     return 0;
 }
 
-int mk_io_pump(int fd, mk_buf *out, mk_sink_fn sink, void *ctx, int timeout_ms,
-               FILE *record)
+int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
+                int timeout_ms, FILE *record)
 {
-    struct pollfd p = {fd, POLLIN | (mk_buf_len(out) ? POLLOUT : 0), 0};
-    int n = poll(&p, 1, timeout_ms);
+    struct pollfd p[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
+    int same = rfd == wfd, want_out = mk_buf_len(out) > 0;
+    if (same)
+        p[0].events |= want_out ? POLLOUT : 0;
+    int n = poll(p, same || !want_out ? 1 : 2, timeout_ms);
     if (n < 0)
         return errno == EINTR ? 0 : mk_from_errno(errno);
     if (n == 0)
         return 0;
-    if (p.revents & POLLOUT) {
-        ssize_t w = send(fd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL | MSG_DONTWAIT);
+    short wrev = same ? p[0].revents : (want_out ? p[1].revents : 0);
+    if (want_out && (wrev & (POLLOUT | POLLERR | POLLHUP))) {
+        /* send() with MSG_NOSIGNAL: a peer that went away is an error to
+         * report, not a SIGPIPE that kills the process. */
+        ssize_t w = send(wfd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(wfd, mk_buf_peek(out), mk_buf_len(out));
         if (w < 0 && errno != EAGAIN && errno != EINTR)
             return MK_ECLOSED;
         if (w > 0) {
@@ -100,15 +114,21 @@ int mk_io_pump(int fd, mk_buf *out, mk_sink_fn sink, void *ctx, int timeout_ms,
             mk_buf_consume(out, (size_t)w);
         }
     }
-    if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+    if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
         uint8_t buf[1 << 16];
-        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t r = read(rfd, buf, sizeof buf);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             return MK_ECLOSED;
         if (r > 0)
             return sink(ctx, buf, (size_t)r);
     }
     return 0;
+}
+
+int mk_io_pump(int fd, mk_buf *out, mk_sink_fn sink, void *ctx, int timeout_ms,
+               FILE *record)
+{
+    return mk_io_pump2(fd, fd, out, sink, ctx, timeout_ms, record);
 }
 
 static int discard(void *ctx, const uint8_t *buf, size_t n)
@@ -134,15 +154,21 @@ static int dest_sink(void *ctx, const uint8_t *buf, size_t n)
     return mk_dest_recv(ctx, buf, n, 0);
 }
 
-int mk_dest_serve_fd(mk_dest *d, int fd)
+int mk_dest_serve_fds(mk_dest *d, int rfd, int wfd)
 {
     int rc;
-    mk_net_nonblock(fd);
+    mk_net_nonblock(rfd);
+    mk_net_nonblock(wfd);
     do
-        rc = mk_io_pump(fd, mk_dest_out(d), dest_sink, d, 1000, NULL);
+        rc = mk_io_pump2(rfd, wfd, mk_dest_out(d), dest_sink, d, 1000, NULL);
     while (rc == 0);
-    if (rc != MK_ECLOSED)
-        mk_io_flush(fd, mk_dest_out(d), 2000); /* deliver the ERROR frame */
+    /* Deliver what is queued - the acknowledgements of the last batch, or
+     * the ERROR frame that says why the session ended. */
+    while (mk_buf_len(mk_dest_out(d)) &&
+           mk_io_pump2(rfd, wfd, mk_dest_out(d), dest_sink, d, 1000, NULL) == 0)
+        ;
     mk_dest_session_end(d);
     return rc == MK_ECLOSED ? 0 : rc;
 }
+
+int mk_dest_serve_fd(mk_dest *d, int fd) { return mk_dest_serve_fds(d, fd, fd); }

@@ -138,22 +138,34 @@ static int src_sink(void *ctx, const uint8_t *buf, size_t n)
     return mk_source_recv(l->src, buf, n, l->now);
 }
 
-/* An external destination went away: reconnect and resume (section 8.2)
- * until the reconnect timeout. */
-static int reconnect(pair_link *l)
+/* Connects to an external destination, retrying until the reconnect
+ * timeout: it may not be up yet, or be restarting after a crash. */
+static int connect_retry(pair_link *l)
 {
     uint64_t deadline = mono_ns() + (uint64_t)l->cfg->reconnect_timeout_s * 1000000000u;
+    int rc;
+    while ((rc = mk_net_connect(l->cfg->connect, &l->fd)) != 0) {
+        if (rc == MK_EUSAGE)
+            return rc;
+        if (mono_ns() >= deadline) {
+            fprintf(stderr, "mirrorkit: no destination accepted a connection at %s within %u s\n",
+                    l->cfg->connect, l->cfg->reconnect_timeout_s);
+            return MK_ETIMEOUT;
+        }
+        usleep(100 * 1000);
+    }
+    return mk_net_nonblock(l->fd);
+}
+
+/* An external destination went away: reconnect and resume (section 8.2). */
+static int reconnect(pair_link *l)
+{
     if (l->fd >= 0)
         close(l->fd);
     l->fd = -1;
     mk_source_disconnect(l->src);
-    while (mk_net_connect(l->cfg->connect, &l->fd) != 0) {
-        if (mono_ns() > deadline)
-            return MK_ETIMEOUT;
-        usleep(100 * 1000);
-    }
-    mk_net_nonblock(l->fd);
-    return mk_source_connect(l->src, mono_ns());
+    int rc = connect_retry(l);
+    return rc ? rc : mk_source_connect(l->src, mono_ns());
 }
 
 static int fd_pump(pair_link *l, int timeout_ms)
@@ -238,11 +250,8 @@ static int link_open(pair_link *l)
             return rc;
         return mk_dest_open(&dc, l->mirror, l->log, &l->dest);
     }
-    if (c->transport == MK_T_CONNECT) {
-        if ((rc = mk_net_connect(c->connect, &l->fd)))
-            return rc;
-        return mk_net_nonblock(l->fd);
-    }
+    if (c->transport == MK_T_CONNECT)
+        return connect_retry(l);
     if (!c->workdir)
         return MK_EINVAL;
     snprintf(l->mirror_path, sizeof l->mirror_path, "%s/mirror.img", c->workdir);
@@ -337,7 +346,8 @@ static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result
     uint64_t cpb = s->cp_data_bytes + s->cp_ref_bytes + s->cp_ctl_bytes;
     uint64_t wire = cpb + s->log_bytes + s->session_bytes;
     fprintf(o, "summary: %u/%u CPs verified, %llu writes, client %.2f MiB\n",
-            r->cps_verified, c->cps, (unsigned long long)s->writes, mib(s->client_bytes));
+            r->cps_verified, c->script ? r->cps_done : c->cps, (unsigned long long)s->writes,
+            mib(s->client_bytes));
     fprintf(o, "  wire %.2f MiB = %.3f x client: log %.2f MiB, CP data %.2f MiB, "
                "CP refs %.3f MiB, CP control %llu B, session %llu B\n",
             mib(wire), s->client_bytes ? (double)wire / (double)s->client_bytes : 0.0,
@@ -353,14 +363,164 @@ static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result
             s->out_of_sync ? ", OUT OF SYNC" : "");
 }
 
+/* ---- what the run does next: the workload's schedule or a script ------ */
+
+enum { A_WRITE, A_CP, A_END };
+
+typedef struct action {
+    int kind;
+    uint64_t off;
+    uint32_t len;
+    const uint8_t *data;
+} action;
+
+typedef struct planner {
+    const mk_pair_config *cfg;
+    mk_workload wl;
+    uint32_t cp;            /* CPs started */
+    uint64_t in_cp;         /* writes issued in the current CP */
+    /* script mode */
+    char *line;
+    size_t line_cap;
+    uint64_t lineno;
+    uint8_t *data;
+} planner;
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Parses one script line (SPEC.md 10.2).  Errors name the line. */
+static int script_next(planner *p, action *a)
+{
+    const mk_pair_config *c = p->cfg;
+    for (;;) {
+        ssize_t n = getline(&p->line, &p->line_cap, c->script);
+        if (n < 0) {
+            a->kind = A_END;
+            return 0;
+        }
+        p->lineno++;
+        while (n > 0 && (p->line[n - 1] == '\n' || p->line[n - 1] == '\r'))
+            p->line[--n] = 0;
+        if (n == 0 || p->line[0] == '#')
+            continue;
+        if (strcmp(p->line, "quit") == 0) {
+            a->kind = A_END;
+            return 0;
+        }
+        if (strcmp(p->line, "cp") == 0) {
+            a->kind = A_CP;
+            return 0;
+        }
+        char *end, *hex;
+        if (strncmp(p->line, "write ", 6) == 0) {
+            errno = 0;
+            unsigned long long off = strtoull(p->line + 6, &end, 10);
+            hex = end + (*end == ' ');
+            size_t hl = strlen(hex);
+            if (!errno && end != p->line + 6 && *end == ' ' && hl && hl % 2 == 0 &&
+                hl / 2 <= (size_t)1 << 26) {
+                uint8_t *d = realloc(p->data, hl / 2);
+                if (!d)
+                    return MK_ENOMEM;
+                p->data = d;
+                size_t i;
+                for (i = 0; i < hl / 2; i++) {
+                    int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+                    if (hi < 0 || lo < 0)
+                        break;
+                    d[i] = (uint8_t)(hi << 4 | lo);
+                }
+                if (i == hl / 2) {
+                    *a = (action){A_WRITE, off, (uint32_t)(hl / 2), d};
+                    return 0;
+                }
+            }
+        }
+        fprintf(stderr, "mirrorkit: script line %llu: MK_EUSAGE: expected 'write OFFSET HEXDATA', "
+                        "'cp' or 'quit'\n", (unsigned long long)p->lineno);
+        return MK_EUSAGE;
+    }
+}
+
+static int plan_next(planner *p, action *a)
+{
+    const mk_pair_config *c = p->cfg;
+    if (c->script)
+        return script_next(p, a);
+    if (p->cp == 0 || p->in_cp == c->writes_per_cp) {
+        if (p->cp && p->in_cp == c->writes_per_cp) {
+            p->in_cp = UINT64_MAX; /* this CP's writes are done: take it */
+            a->kind = A_CP;
+            return 0;
+        }
+    }
+    if (p->cp == 0 || p->in_cp == UINT64_MAX) {
+        if (p->cp == c->cps) {
+            a->kind = A_END;
+            return 0;
+        }
+        p->cp++;
+        p->in_cp = 0;
+        if (c->writes_per_cp == 0) {
+            p->in_cp = UINT64_MAX;
+            a->kind = A_CP;
+            return 0;
+        }
+    }
+    p->in_cp++;
+    a->kind = A_WRITE;
+    mk_workload_next(&p->wl, &a->off, &a->len, &a->data);
+    return 0;
+}
+
+static void print_cp_line(FILE *o, uint32_t cp, const mk_source_stats *s,
+                          const mk_source_stats *b, int vrc, int checked, uint64_t bad)
+{
+    uint64_t cpb = (s->cp_data_bytes + s->cp_ref_bytes + s->cp_ctl_bytes) -
+                   (b->cp_data_bytes + b->cp_ref_bytes + b->cp_ctl_bytes);
+    uint64_t naive = s->naive_bytes - b->naive_bytes;
+    char verdict[64];
+    snprintf(verdict, sizeof verdict, "%s", vrc == 0 ? (checked ? "yes" : "digest") : "NO");
+    if (vrc == MK_EVERIFY)
+        snprintf(verdict, sizeof verdict, "NO (block %llu differs)", (unsigned long long)bad);
+    else if (vrc)
+        snprintf(verdict, sizeof verdict, "NO (%s)", mk_errname(vrc));
+    fprintf(o, "%4u %7llu %7llu %7llu %7llu %12llu %12llu %7.2f%% %8.3f%%  %s\n", cp,
+            (unsigned long long)(s->writes - b->writes),
+            (unsigned long long)(s->transfers - b->transfers),
+            (unsigned long long)(s->cp_data_blocks - b->cp_data_blocks),
+            (unsigned long long)(s->cp_ref_blocks - b->cp_ref_blocks),
+            (unsigned long long)cpb, (unsigned long long)naive, pct(cpb, naive),
+            pct(s->cp_ref_bytes - b->cp_ref_bytes, s->ref_naive_bytes - b->ref_naive_bytes),
+            verdict);
+}
+
+/* Script mode reports each acknowledged write once, in order. */
+static void report_acks(const mk_pair_config *c, const mk_source *src, uint64_t *reported)
+{
+    if (!c->script_out)
+        return;
+    while (*reported < mk_source_acked(src))
+        fprintf(c->script_out, "ack %llu\n", (unsigned long long)++*reported);
+    fflush(c->script_out);
+}
+
 int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
 {
     mk_source_config sc = {c->volume_id, c->nblocks, c->source_id, c->block_size,
                            c->mode, 0};
     mk_file *store = NULL;
     mk_source *src = NULL;
-    mk_workload wl = {0};
+    planner pl = {.cfg = c};
     pair_link l = {0};
+    mk_source_stats before;
+    uint64_t reported = 0;
     int rc;
     FILE *o = c->out;
     memset(res, 0, sizeof *res);
@@ -370,7 +530,8 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
         return res->err = MK_EIO;
     if ((rc = mk_file_mem("ref/source/store", &store)) ||
         (rc = mk_source_new(&sc, store, &src)) ||
-        (rc = mk_workload_init(&wl, c->workload, c->seed, c->nblocks, c->block_size)))
+        (!c->script &&
+         (rc = mk_workload_init(&pl.wl, c->workload, c->seed, c->nblocks, c->block_size))))
         goto out;
     l.src = src;
     if ((rc = link_open(&l)) || (rc = mk_source_connect(src, l.now)) ||
@@ -381,22 +542,23 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
                    "%u CPs x %llu writes, transport %s, seed %llu\n",
                 (unsigned long long)c->nblocks, c->block_size,
                 mib(c->nblocks * c->block_size), mk_mode_name(c->mode),
-                mk_workload_name(c->workload), c->cps,
+                c->script ? "script" : mk_workload_name(c->workload), c->cps,
                 (unsigned long long)c->writes_per_cp, mk_transport_name(c->transport),
                 (unsigned long long)c->seed);
         fprintf(o, "%4s %7s %7s %7s %7s %12s %12s %8s %9s  %s\n", "CP", "writes", "xfers",
                 "DATA", "REF", "CP bytes", "naive bytes", "CP/naive", "REF/naive", "verified");
     }
-    for (uint32_t cp = 1; cp <= c->cps; cp++) {
-        mk_source_stats before = *mk_source_get_stats(src);
-        for (uint64_t i = 0; i < c->writes_per_cp; i++) {
-            uint64_t off, wid;
-            uint32_t len;
-            const uint8_t *data;
-            mk_workload_next(&wl, &off, &len, &data);
-            while ((rc = mk_source_write(src, off, data, len, l.now, &wid)) == MK_EAGAIN)
-                if ((rc = pump_until(&l, c_drained, 0)) ||
-                    (rc = (c->transport == MK_T_SIM ? sim_pump(&l) : fd_pump(&l, 10))) < 0)
+    before = *mk_source_get_stats(src);
+    for (;;) {
+        action a;
+        uint64_t wid;
+        if ((rc = plan_next(&pl, &a)))
+            goto out;
+        if (a.kind == A_END)
+            break;
+        if (a.kind == A_WRITE) {
+            while ((rc = mk_source_write(src, a.off, a.data, a.len, l.now, &wid)) == MK_EAGAIN)
+                if ((rc = (c->transport == MK_T_SIM ? sim_pump(&l) : fd_pump(&l, 10))) < 0)
                     goto out;
             if (rc)
                 goto out;
@@ -406,47 +568,41 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
                 rc = pump_until(&l, c_drained, 1u << 18);
             if (rc)
                 goto out;
+            report_acks(c, src, &reported);
+            continue;
         }
+        /* A_CP */
+        uint64_t cp = mk_source_cp_acked(src) + 1;
         while ((rc = mk_source_cp(src, l.now)) == MK_EAGAIN)
             if ((rc = pump_until(&l, c_acked, mk_source_get_stats(src)->writes)))
                 goto out;
         if (rc || (rc = pump_until(&l, c_cp, cp)))
             goto out;
-        res->cps_done = cp;
-        const mk_source_stats *s = mk_source_get_stats(src);
+        report_acks(c, src, &reported);
+        res->cps_done = (uint32_t)cp;
         uint64_t bad = 0;
         int checked;
         int vrc = verify_cp(&l, store, &bad, &checked);
         if (vrc == 0)
             res->cps_verified++;
-        if (o) {
-            uint64_t cpb = (s->cp_data_bytes + s->cp_ref_bytes + s->cp_ctl_bytes) -
-                           (before.cp_data_bytes + before.cp_ref_bytes + before.cp_ctl_bytes);
-            uint64_t naive = s->naive_bytes - before.naive_bytes;
-            char verdict[64];
-            snprintf(verdict, sizeof verdict, "%s",
-                     vrc == 0 ? (checked ? "yes" : "digest") : "NO");
-            if (vrc == MK_EVERIFY)
-                snprintf(verdict, sizeof verdict, "NO (block %llu differs)",
-                         (unsigned long long)bad);
-            else if (vrc)
-                snprintf(verdict, sizeof verdict, "NO (%s)", mk_errname(vrc));
-            fprintf(o, "%4u %7llu %7llu %7llu %7llu %12llu %12llu %7.2f%% %8.3f%%  %s\n", cp,
-                    (unsigned long long)(s->writes - before.writes),
-                    (unsigned long long)(s->transfers - before.transfers),
-                    (unsigned long long)(s->cp_data_blocks - before.cp_data_blocks),
-                    (unsigned long long)(s->cp_ref_blocks - before.cp_ref_blocks),
-                    (unsigned long long)cpb, (unsigned long long)naive, pct(cpb, naive),
-                    pct(s->cp_ref_bytes - before.cp_ref_bytes,
-                        s->ref_naive_bytes - before.ref_naive_bytes),
-                    verdict);
+        if (o)
+            print_cp_line(o, (uint32_t)cp, mk_source_get_stats(src), &before, vrc, checked, bad);
+        if (c->script_out) {
+            fprintf(c->script_out, "cp-ack %llu\n", (unsigned long long)cp);
+            fflush(c->script_out);
         }
+        before = *mk_source_get_stats(src);
         if (vrc) {
             rc = vrc;
             res->first_bad_block = bad;
             goto out;
         }
     }
+    /* The end of a script waits until every write is acknowledged. */
+    if (c->script && (rc = pump_until(&l, c_acked, mk_source_get_stats(src)->writes)) == 0)
+        report_acks(c, src, &reported);
+    if (rc == 0)
+        rc = pump_until(&l, c_drained, 0);
 out:
     if (src)
         res->stats = *mk_source_get_stats(src);
@@ -454,6 +610,10 @@ out:
     int crc = link_close(&l, rc == 0);
     if (rc == 0 && crc)
         res->err = rc = crc;
+    if (c->script_out && rc) {
+        fprintf(c->script_out, "error %s\n", mk_errname(rc));
+        fflush(c->script_out);
+    }
     if (o) {
         print_summary(o, c, res);
         if (rc)
@@ -463,7 +623,9 @@ out:
     }
     if (l.record)
         fclose(l.record);
-    mk_workload_free(&wl);
+    mk_workload_free(&pl.wl);
+    free(pl.line);
+    free(pl.data);
     mk_source_free(src);
     mk_file_close(store);
     return rc;

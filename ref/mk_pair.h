@@ -32,6 +32,10 @@ typedef struct mk_pair_config {
     const char *verify_image; /* connect: the destination's mirror, if local */
     uint32_t reconnect_timeout_s;
     FILE *out;                /* per-CP lines and summary; NULL: silent */
+    /* Script mode (SPEC.md 10.2): instead of the workload and CP schedule,
+     * read "write OFFSET HEXDATA" / "cp" / "quit" lines from script and
+     * answer "ack N" / "cp-ack K" / "error MK_NAME" on script_out. */
+    FILE *script, *script_out;
 } mk_pair_config;
 
 typedef struct mk_pair_result {
