@@ -30,6 +30,8 @@ expect 2 "MK_EUSAGE: --connect HOST:PORT is required" -- source
 expect 2 "MK_EUSAGE: unknown option '--connect'" -- demo --connect 127.0.0.1:1
 expect 2 "MK_EUSAGE: --image and --log are required" -- dest --listen 127.0.0.1:0
 expect 2 "exactly one of --listen" -- dest --image "$d/i" --log "$d/l"
+expect 2 "MK_EUSAGE: --connect needs IPV4:PORT" -- source --connect localhost
+expect 2 "MK_EUSAGE: --listen needs IPV4:PORT" -- dest --listen 127.0.0.1:99999 --image "$d/i" --log "$d/l"
 expect 2 "MK_EUSAGE: expects exactly one FILE, got none" -- dump
 # The rejected dest invocations created no files.
 [ -e "$d/i" ] || [ -e "$d/l" ] && { echo "FAIL: a rejected command created files"; bad=1; }
