@@ -62,6 +62,11 @@ check-valgrind:
 	@MIRRORKIT=build/valgrind/mirrorkit B=build/valgrind CK_FORK=no \
 	  MK_WRAP="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect" \
 	  ./tests/run.sh --unit-only $(patsubst $(B)/%,build/valgrind/%,$(TEST_BINS))
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  build/valgrind/mirrorkit demo --blocks 512 --cps 3 --writes 60 --transport pipe >/dev/null
+	valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  build/valgrind/mirrorkit demo --blocks 512 --cps 3 --writes 60 --mode semi-sync >/dev/null
+	@echo "check-valgrind: pair runs clean under memcheck"
 
 check-asan:
 	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
