@@ -616,7 +616,11 @@ out:
     }
     if (o) {
         print_summary(o, c, res);
-        if (rc)
+        const char *rmsg;
+        int rcode = src ? mk_source_remote_error(src, &rmsg) : 0;
+        if (rc == MK_EREMOTE && rcode)
+            fprintf(o, "result: FAILED: destination reported %s: %s\n", mk_errname(rcode), rmsg);
+        else if (rc)
             fprintf(o, "result: FAILED: %s: %s\n", mk_errname(rc), mk_strerror(rc));
         else
             fprintf(o, "result: ok, every CP verified\n");

@@ -75,6 +75,8 @@ struct mk_source {
     cprec *cr;
     size_t cr_len;
     uint8_t *scratch;  /* one block */
+    int remote_code;
+    char remote_msg[MK_ERROR_MSG_MAX + 1];
     mk_source_stats st;
 };
 
@@ -172,6 +174,12 @@ int mk_source_ready(const mk_source *s) { return s->state == S_READY; }
 uint64_t mk_source_unacked_bytes(const mk_source *s) { return s->unacked_bytes; }
 uint64_t mk_source_dirty_blocks(const mk_source *s) { return s->dv_len; }
 int mk_source_error(const mk_source *s) { return s->fatal; }
+
+int mk_source_remote_error(const mk_source *s, const char **msg)
+{
+    *msg = s->remote_msg;
+    return s->remote_code;
+}
 const mk_source_stats *mk_source_get_stats(const mk_source *s) { return &s->st; }
 
 /* ---- transfer-ID table ------------------------------------------------ */
@@ -486,6 +494,11 @@ static int on_frame(mk_source *s, const mk_frame *f)
     case MK_F_ERROR: {
         mk_error_frame e;
         int rc = mk_error_decode(f, &e);
+        if (rc == 0) {
+            s->remote_code = e.code;
+            memcpy(s->remote_msg, e.msg, e.msglen);
+            s->remote_msg[e.msglen] = 0;
+        }
         s->fatal = rc ? rc : MK_EREMOTE;
         return s->fatal;
     }

@@ -74,6 +74,8 @@ int mk_source_ready(const mk_source *s);          /* session established */
 uint64_t mk_source_unacked_bytes(const mk_source *s);
 uint64_t mk_source_dirty_blocks(const mk_source *s);
 int mk_source_error(const mk_source *s);          /* sticky fatal error */
+/* After MK_EREMOTE: the destination's error code and message (section 3.6). */
+int mk_source_remote_error(const mk_source *s, const char **msg);
 const mk_source_stats *mk_source_get_stats(const mk_source *s);
 
 #endif
