@@ -72,7 +72,10 @@ static int mem_tick(mem_file *m)
         return 0;
     if (m->clk->dead)
         return MK_EIO;
-    if (m->clk->limit && ++m->clk->ticks >= m->clk->limit) {
+    /* Every call counts, limit or not, so a run with limit 0 measures how
+     * many crash points a scenario has. */
+    m->clk->ticks++;
+    if (m->clk->limit && m->clk->ticks >= m->clk->limit) {
         m->clk->dead = 1;
         return MK_EIO;
     }
@@ -90,10 +93,16 @@ static long mem_pread(mk_file *f, void *buf, size_t n, uint64_t off)
     return (long)take;
 }
 
+/* A memory file is a simulation aid; anything past 2^48 bytes is a bug or
+ * a hostile offset, refused before the doubling below could overflow. */
+#define MEM_FILE_MAX (1ull << 48)
+
 static int grow_buf(uint8_t **p, uint64_t *cap, uint64_t need)
 {
     if (need <= *cap)
         return 0;
+    if (need > MEM_FILE_MAX)
+        return MK_ENOSPC;
     uint64_t ncap = *cap ? *cap : 65536;
     while (ncap < need)
         ncap *= 2;
@@ -118,6 +127,20 @@ static int mem_write_raw(mem_file *m, const void *buf, size_t n, uint64_t off)
     return 0;
 }
 
+/* Writes straight into the durable image (what a crash keeps). */
+static void durable_write(mem_file *m, const void *buf, size_t n, uint64_t off)
+{
+    if (off + n > m->dsize) {
+        uint8_t *d = realloc(m->durable, off + n);
+        if (!d)
+            return;
+        memset(d + m->dsize, 0, off + n - m->dsize);
+        m->durable = d;
+        m->dsize = off + n;
+    }
+    memcpy(m->durable + off, buf, n);
+}
+
 static int mem_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
 {
     mem_file *m = (mem_file *)f;
@@ -125,21 +148,12 @@ static int mem_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
         return MK_ERANGE;
     int rc = mem_tick(m);
     if (rc) {
-        /* A torn write: part of the dying write reached the medium. */
+        /* A torn write: part of the dying write reached the medium, and
+         * survives the crash even if the file was never synced. */
         if (m->clk->tear && m->clk->ticks == m->clk->limit) {
             size_t part = n < m->clk->tear ? n : m->clk->tear;
-            if (mem_write_raw(m, buf, part, off) == 0 && m->durable) {
-                uint64_t dcap = m->dsize;
-                uint8_t *d = realloc(m->durable, m->size ? m->size : 1);
-                if (d) {
-                    if (m->size > dcap)
-                        memset(d + dcap, 0, m->size - dcap);
-                    memcpy(d + off, buf, part);
-                    m->durable = d;
-                    if (off + part > m->dsize)
-                        m->dsize = off + part;
-                }
-            }
+            if (mem_write_raw(m, buf, part, off) == 0)
+                durable_write(m, buf, part, off);
         }
         return rc;
     }

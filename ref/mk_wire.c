@@ -81,8 +81,9 @@ int mk_frame_decode(const uint8_t *buf, size_t len, size_t max_payload,
     uint32_t m, plen;
     uint8_t ver;
     mk_rcur_init(&c, buf, len);
-    /* Judge each field as soon as its bytes are present, so garbage is
-     * named as early as possible instead of waiting for a length it claims. */
+    /* Magic and version are judged as soon as their bytes are present, the
+     * rest of the header once all 20 bytes are: garbage is named before we
+     * wait for any body length it claims. */
     if (mk_rcur_u32(&c, &m))
         return MK_ETRUNC;
     if (m != magic)
