@@ -85,7 +85,7 @@ coverage:
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
 DEB_PKGS := build-essential clang pkg-config libxxhash-dev xxhash check \
-            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov
+            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3
 deps:
 	@./tests/deps.sh $(DEB_PKGS)
 

@@ -109,6 +109,19 @@ static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n,
     return mk_file_sync(d->mirror);
 }
 
+/* The mirror is a sparse image of exactly the volume's size, so every
+ * later write lands inside it and unwritten blocks read as zeros.  A crash
+ * between the log's first header and this leaves it short; opening the log
+ * repeats it. */
+static int size_mirror(mk_dest *d)
+{
+    uint64_t want = d->id.nblocks * d->id.block_size, have;
+    int rc = mk_file_size(d->mirror, &have);
+    if (rc == 0 && have < want && (rc = mk_file_truncate(d->mirror, want)) == 0)
+        rc = mk_file_sync(d->mirror);
+    return rc;
+}
+
 static int recover(mk_dest *d)
 {
     mk_redo_entry *e = NULL;
@@ -151,7 +164,7 @@ int mk_dest_open(const mk_dest_config *cfg, mk_file *mirror, mk_file *log,
             rc = MK_EVOLUME;
             goto fail;
         }
-        if ((rc = recover(d)))
+        if ((rc = size_mirror(d)) || (rc = recover(d)))
             goto fail;
     }
     d->last_tid = d->synced_tid = info.durable_tid;
@@ -212,14 +225,21 @@ static int on_hello(mk_dest *d, const mk_frame *f)
         return fail_session(d, MK_EVOLUME, "HELLO volume differs from configuration");
     if (!d->have_id) {
         mk_log_ident id = {h.volume_id, h.nblocks, h.source_id, h.block_size};
-        /* The mirror gets its full size now, as a sparse file, so every
-         * later write lands inside it and reads of unwritten blocks are
-         * zeros (section 1.1). */
-        if ((rc = mk_file_truncate(d->mirror, h.nblocks * h.block_size)) ||
-            (rc = mk_file_sync(d->mirror)) || (rc = mk_logstore_init(d->log, &id)))
-            return fail_storage(d, rc, "initialising mirror and log");
+        uint64_t msize;
+        /* A fresh log describes CP 0, the all-zero volume (section 1.1).
+         * A mirror that already holds data belongs to some other history
+         * (most likely its log was lost): refuse rather than wipe it. */
+        if ((rc = mk_file_size(d->mirror, &msize)))
+            return fail_storage(d, rc, "mirror size");
+        if (msize != 0)
+            return fail_session(d, MK_EDIVERGED,
+                                "mirror image is not empty but the log is new");
+        if ((rc = mk_logstore_init(d->log, &id)))
+            return fail_storage(d, rc, "initialising the log");
         d->id = id;
         d->have_id = 1;
+        if ((rc = size_mirror(d)))
+            return fail_storage(d, rc, "sizing the mirror");
     }
     if (h.volume_id != d->id.volume_id || h.nblocks != d->id.nblocks ||
         h.block_size != d->id.block_size)
