@@ -218,6 +218,8 @@ static int cmd_demo(int argc, char **argv)
         c.workdir = dir;
     }
     rc = mk_pair_run(&c, &r);
+    if (rc == MK_EREMOTE && r.remote_code)
+        rc = r.remote_code;
     if (c.workdir) {
         if (keep) {
             printf("destination files kept in %s\n", dir);
@@ -270,7 +272,7 @@ static int cmd_source(int argc, char **argv)
     rc = mk_pair_run(&c, &r);
     if (c.script && c.script != stdin)
         fclose(c.script);
-    return exit_code(rc);
+    return exit_code(rc == MK_EREMOTE && r.remote_code ? r.remote_code : rc);
 }
 
 /* ---- dest ------------------------------------------------------------- */
@@ -350,8 +352,9 @@ static int serve_sessions(mk_dest *d, int lfd, int once)
                     mk_errname(mk_dest_error(d)), mk_strerror(mk_dest_error(d)));
             return mk_dest_error(d);
         }
+        /* With --once the session's outcome is the process's. */
         if (once)
-            break;
+            return rc == MK_ECLOSED ? 0 : rc;
     }
     return 0;
 }
@@ -506,8 +509,9 @@ static int dump_payload(const mk_frame *f, uint32_t bs)
         if ((rc = mk_hello_ack_decode(f, &a)))
             return rc;
         printf(" volume=0x%" PRIx64 " nblocks=%" PRIu64 " block_size=%u last_cp=%" PRIu64
-               " durable_tid=%" PRIu64 " source=0x%" PRIx64,
-               a.volume_id, a.nblocks, a.block_size, a.last_cp, a.durable_tid, a.source_id);
+               " durable_tid=%" PRIu64 " source=0x%" PRIx64 " last_digest=%016" PRIx64,
+               a.volume_id, a.nblocks, a.block_size, a.last_cp, a.durable_tid, a.source_id,
+               a.last_digest);
         return 0;
     }
     case MK_F_LOG: case MK_R_TRANSFER: {
@@ -600,12 +604,13 @@ static int dump_payload(const mk_frame *f, uint32_t bs)
     }
     case MK_R_CP_COMMIT: {
         mk_rcur c;
-        uint64_t cp, covers, n;
+        uint64_t cp, covers, digest, n;
         mk_rcur_init(&c, f->payload, f->len);
-        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &n) ||
-            mk_rcur_left(&c) / 16 != n || mk_rcur_left(&c) % 16)
+        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &digest) ||
+            mk_rcur_u64(&c, &n) || mk_rcur_left(&c) / 16 != n || mk_rcur_left(&c) % 16)
             return MK_ELENGTH;
-        printf(" cp=%" PRIu64 " covers_tid=%" PRIu64 " blocks=%" PRIu64, cp, covers, n);
+        printf(" cp=%" PRIu64 " covers_tid=%" PRIu64 " digest=%016" PRIx64 " blocks=%" PRIu64,
+               cp, covers, digest, n);
         return 0;
     }
     case MK_R_CP_APPLIED: {
@@ -658,11 +663,15 @@ static int dump_frames(const char *path, const uint8_t *buf, size_t len, size_t 
             rc = dump_payload(&f, bs);
             printf("\n");
         }
+        if (rc && is_log && (rc == MK_ETRUNC || rc == MK_ECHECKSUM || rc == MK_ESEQ)) {
+            /* Where a log's valid records end; opening it would cut here. */
+            fprintf(stderr, "mirrorkit dump: %s: offset %zu: MK_ETORN: %s (%s), %zu bytes "
+                            "would be cut on open\n",
+                    path, off, mk_strerror(MK_ETORN), mk_errname(rc), len - off);
+            return MK_ETORN;
+        }
         if (rc) {
-            fprintf(stderr, "mirrorkit dump: %s: offset %zu: %s%s: %s\n", path, off,
-                    is_log && (rc == MK_ETRUNC || rc == MK_ECHECKSUM || rc == MK_ESEQ)
-                        ? "torn or stale log tail, "
-                        : "",
+            fprintf(stderr, "mirrorkit dump: %s: offset %zu: %s: %s\n", path, off,
                     mk_errname(rc), mk_strerror(rc));
             return rc;
         }

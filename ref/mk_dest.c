@@ -92,20 +92,20 @@ static int flush_log_acks(mk_dest *d)
  * makes them durable (section 7.4 steps 4-5).  Idempotent, so recovery may
  * repeat it after a crash at any point. */
 static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n,
-                         uint64_t *digest)
+                         const staged *st)
 {
     uint32_t bs = d->id.block_size;
-    uint64_t dg = 0;
     int rc;
     for (uint64_t i = 0; i < n; i++) {
         if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)))
             return rc;
+        /* What is read back must be what was verified when it was staged;
+         * anything else is damage between our own write and read. */
+        if (st && mk_block_hash(d->block, bs) != st[i].hash)
+            return MK_ECORRUPT;
         if ((rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)))
             return rc;
-        dg = mk_digest_step(dg, e[i].block, mk_block_hash(d->block, bs));
     }
-    if (digest)
-        *digest = dg;
     return mk_file_sync(d->mirror);
 }
 
@@ -257,7 +257,7 @@ static int on_hello(mk_dest *d, const mk_frame *f)
     mk_log_info info;
     mk_logstore_info(d->log, &info);
     mk_hello_ack a = {d->id.volume_id, d->id.nblocks, d->id.block_size,
-                      info.last_cp, info.durable_tid, h.source_id};
+                      info.last_cp, info.durable_tid, h.source_id, info.last_digest};
     d->state = S_READY;
     d->stats.sessions++;
     return mk_hello_ack_encode(&d->out, d->send_seq++, &a);
@@ -295,7 +295,7 @@ static int on_cp_begin(mk_dest *d, const mk_frame *f)
         return fail_session(d, MK_ECP, "CP_BEGIN number");
     if (b.covers_tid > d->last_tid || b.covers_tid < info.covers_tid)
         return fail_session(d, MK_ETID, "CP_BEGIN covers a transfer not received");
-    if (b.nrecords > d->id.nblocks)
+    if (b.nrecords > d->id.nblocks || b.nrecords > MK_MAX_CP_BLOCKS)
         return fail_session(d, MK_ECOUNT, "CP_BEGIN record count");
     cp_reset(d);
     d->cp = b;
@@ -353,7 +353,7 @@ static int cmp_staged(const void *a, const void *b)
 static int apply_cp(mk_dest *d)
 {
     int rc;
-    uint64_t digest, n = d->nst;
+    uint64_t digest = 0, n = d->nst;
     if ((rc = flush_log_acks(d)))
         return rc;
     qsort(d->st, n, sizeof *d->st, cmp_staged);
@@ -363,14 +363,15 @@ static int apply_cp(mk_dest *d)
     for (uint64_t i = 0; i < n; i++) {
         e[i].block = d->st[i].block;
         e[i].off = d->st[i].off;
+        digest = mk_digest_step(digest, d->st[i].block, d->st[i].hash);
     }
     rc = mk_logstore_sync(d->log);
     if (rc == 0)
-        rc = mk_logstore_append_commit(d->log, d->cp.cp, d->cp.covers_tid, e, n);
+        rc = mk_logstore_append_commit(d->log, d->cp.cp, d->cp.covers_tid, digest, e, n);
     if (rc == 0)
         rc = mk_logstore_sync(d->log);
     if (rc == 0)
-        rc = apply_entries(d, e, n, &digest);
+        rc = apply_entries(d, e, n, d->st);
     free(e);
     if (rc == 0)
         rc = mk_logstore_append_applied(d->log, d->cp.cp);
@@ -411,18 +412,22 @@ static int on_cp_data(mk_dest *d, const mk_frame *f)
 }
 
 /* Resolves one REF against the log (section 7.2): the transfer must be in
- * the log, the slot must exist and hold this block, and its bytes must hash
- * to the REF's checksum.  Anything else is a NAK, not a session error. */
+ * the log and covered by this CP, the slot must exist and hold this block,
+ * and its bytes must hash to the REF's checksum.  Those failures are NAK
+ * reasons, not session errors; a failing read of our own log is storage
+ * failure. */
 static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
 {
     uint64_t block;
+    if (r->tid > d->cp.covers_tid)
+        return MK_ETID;
     int rc = mk_logstore_find_slot(d->log, r->tid, r->slot, off, &block);
     if (rc)
         return rc;
     if (block != r->block)
         return MK_ESLOT;
     if ((rc = mk_logstore_read(d->log, *off, d->block, d->id.block_size)))
-        return rc == MK_ERANGE ? MK_ENOTID : rc;
+        return rc == MK_ETRUNC || rc == MK_ERANGE ? MK_EIO : rc;
     return mk_block_hash(d->block, d->id.block_size) == r->hash ? 0 : MK_EREFHASH;
 }
 
@@ -437,6 +442,9 @@ static int on_cp_ref(mk_dest *d, const mk_frame *f)
         return fail_session(d, d->cp_open ? MK_ECP : MK_ESTATE, "CP_REF");
     if (d->commit_seen)
         return fail_session(d, MK_ESTATE, "CP_REF after CP_COMMIT");
+    /* Pass 1 admits every entry (range, duplicates, count) before pass 2
+     * resolves any, so a frame that is rejected sends no NAK first. */
+    size_t first = d->nst;
     for (uint32_t i = 0; i < count; i++) {
         mk_ref r;
         mk_ref_at(f, i, &r);
@@ -445,7 +453,12 @@ static int on_cp_ref(mk_dest *d, const mk_frame *f)
             return rc;
         if (s->naked)
             return fail_session(d, MK_EDUPBLOCK, "CP_REF for a NAKed block");
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        mk_ref r;
         uint64_t off;
+        mk_ref_at(f, i, &r);
+        staged *s = &d->st[first + i];
         rc = resolve_ref(d, &r, &off);
         if (rc == MK_EIO || rc == MK_ENOMEM)
             return fail_storage(d, rc, "log read");

@@ -5,7 +5,8 @@
  * code can cross module boundaries, appear in a NAK or ERROR frame on the
  * wire, and be printed by name.  The table is an X-macro so that the enum,
  * the names and the messages can never drift apart (libuv's UV_ERRNO_MAP).
- * Wire values are the absolute values of the codes and are fixed forever:
+ * On the wire (NAK reasons, ERROR frames) a code travels as its positive
+ * wire value, the number in the table; those numbers are fixed forever:
  * append new entries, never renumber.
  */
 #ifndef MK_ERR_H

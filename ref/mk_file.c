@@ -55,14 +55,436 @@ static void set_name(mk_file *f, const char *name)
 
 /* ---- memory backend --------------------------------------------------- */
 
+/*
+ * A memory file is sparse.  Its bytes live in 4 KiB pages, and only pages
+ * that were written exist, so memory grows with the bytes written and never
+ * with the file's size: the simulator's 1 TiB volume with a few MiB written
+ * costs a few MiB.  A page is as large as a volume block, so a lone block
+ * write allocates no more than itself.  Pages are grouped sixteen to a
+ * chunk (a 64 KiB span of the file), and a hash map from chunk number to
+ * chunk finds them, so a large sequential transfer pays one lookup per
+ * 64 KiB and stays at memcpy speed.
+ *
+ * A crashable file also keeps its durable image (what a power loss leaves)
+ * as a second chunk map.  Pages are reference-counted and shared between
+ * the two images copy-on-write: sync points the durable image at the live
+ * pages instead of copying them, and the first later write to such a page
+ * copies that one page.  The chunks whose live pages may differ from the
+ * durable ones since the last sync form a dirty set, so sync costs the
+ * pages dirtied since the previous sync and never the size of the file.
+ */
+
+#define PAGE_SHIFT 12
+#define PAGE_SIZE ((size_t)1 << PAGE_SHIFT)
+#define CHUNK_BITS 4
+#define CHUNK_PAGES (1u << CHUNK_BITS)
+#define CHUNK_SHIFT (PAGE_SHIFT + CHUNK_BITS)
+#define CHUNK_SIZE ((uint64_t)1 << CHUNK_SHIFT)
+
+typedef struct page {
+    size_t refs; /* images (live, durable) holding the page; 1 = private */
+    uint8_t data[PAGE_SIZE];
+} page;
+
+typedef struct chunk {
+    page *pg[CHUNK_PAGES]; /* NULL is a hole, which reads as zeros */
+} chunk;
+
+/* A small open-addressing hash map from u64 keys to non-NULL pointers.
+ * mk_map cannot serve here: truncation and sync must delete entries, so
+ * that the tables too stay proportional to the pages that exist. */
+typedef struct pslot {
+    uint64_t key;
+    void *val; /* NULL marks an empty slot */
+} pslot;
+
+typedef struct pmap {
+    pslot *slot;
+    size_t cap, count; /* cap is 0 or a power of two */
+} pmap;
+
+/* The dirty set stores only keys; every member maps to this marker. */
+static char dirty_mark;
+
+/* splitmix64's finaliser, so that neighbouring chunk numbers spread. */
+static size_t pmap_home(uint64_t key, size_t cap)
+{
+    key ^= key >> 30;
+    key *= 0xbf58476d1ce4e5b9ULL;
+    key ^= key >> 27;
+    key *= 0x94d049bb133111ebULL;
+    key ^= key >> 31;
+    return (size_t)key & (cap - 1);
+}
+
+/* The slot holding key, or SIZE_MAX when it is absent. */
+static size_t pmap_find(const pmap *t, uint64_t key)
+{
+    if (!t->count)
+        return SIZE_MAX;
+    size_t mask = t->cap - 1;
+    for (size_t i = pmap_home(key, t->cap);; i = (i + 1) & mask) {
+        if (!t->slot[i].val)
+            return SIZE_MAX;
+        if (t->slot[i].key == key)
+            return i;
+    }
+}
+
+static void *pmap_get(const pmap *t, uint64_t key)
+{
+    size_t i = pmap_find(t, key);
+    return i == SIZE_MAX ? NULL : t->slot[i].val;
+}
+
+/* Inserts a key known to be absent into a table known to have room. */
+static void pmap_insert_new(pmap *t, uint64_t key, void *val)
+{
+    size_t mask = t->cap - 1, i = pmap_home(key, t->cap);
+    while (t->slot[i].val)
+        i = (i + 1) & mask;
+    t->slot[i].key = key;
+    t->slot[i].val = val;
+    t->count++;
+}
+
+/* The table size that holds n keys under the 3/4 load limit, which keeps
+ * probe runs short and guarantees an empty slot to end every probe. */
+static size_t pmap_cap_for(size_t n)
+{
+    size_t cap = 16;
+    while (n * 4 > cap * 3)
+        cap *= 2;
+    return cap;
+}
+
+static int pmap_rehash(pmap *t, size_t ncap)
+{
+    pmap n = {calloc(ncap, sizeof(pslot)), ncap, 0};
+    if (!n.slot)
+        return MK_ENOMEM;
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i].val)
+            pmap_insert_new(&n, t->slot[i].key, t->slot[i].val);
+    free(t->slot);
+    *t = n;
+    return 0;
+}
+
+/* Makes room for `extra` more keys, so that inserting up to that many new
+ * keys afterwards cannot fail: callers reserve before they change anything
+ * and so never leave a half-done update behind on MK_ENOMEM. */
+static int pmap_reserve(pmap *t, size_t extra)
+{
+    size_t need = t->count + extra;
+    if (need * 4 <= t->cap * 3)
+        return 0;
+    return pmap_rehash(t, pmap_cap_for(need));
+}
+
+/* Inserts or overwrites; 0 or MK_ENOMEM. */
+static int pmap_put(pmap *t, uint64_t key, void *val)
+{
+    size_t i = pmap_find(t, key);
+    if (i != SIZE_MAX) {
+        t->slot[i].val = val;
+        return 0;
+    }
+    int rc = pmap_reserve(t, 1);
+    if (rc == 0)
+        pmap_insert_new(t, key, val);
+    return rc;
+}
+
+/* Removes key and returns its value (NULL if absent).  Deletion shifts the
+ * rest of the probe run back instead of leaving a tombstone, so a table
+ * that loses entries does not fill up with dead slots. */
+static void *pmap_del(pmap *t, uint64_t key)
+{
+    size_t i = pmap_find(t, key);
+    if (i == SIZE_MAX)
+        return NULL;
+    void *val = t->slot[i].val;
+    size_t mask = t->cap - 1;
+    for (size_t j = (i + 1) & mask; t->slot[j].val; j = (j + 1) & mask) {
+        size_t home = pmap_home(t->slot[j].key, t->cap);
+        /* The entry at j may move into the hole at i unless its home lies
+         * cyclically in (i, j], where a probe for it would start after i. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            t->slot[i] = t->slot[j];
+            i = j;
+        }
+    }
+    t->slot[i].val = NULL;
+    t->count--;
+    return val;
+}
+
+static void pmap_free(pmap *t)
+{
+    free(t->slot);
+    memset(t, 0, sizeof *t);
+}
+
+/* Empties the map, and releases a table that had grown large so that a
+ * burst of dirty chunks does not pin memory until the file is closed. */
+static void pmap_clear(pmap *t)
+{
+    if (t->cap > 1024)
+        pmap_free(t);
+    else if (t->count) {
+        memset(t->slot, 0, t->cap * sizeof *t->slot);
+        t->count = 0;
+    }
+}
+
+static void page_unref(page *p)
+{
+    if (p && --p->refs == 0)
+        free(p);
+}
+
+static void chunk_free(chunk *c)
+{
+    for (unsigned i = 0; i < CHUNK_PAGES; i++)
+        page_unref(c->pg[i]);
+    free(c);
+}
+
+static int chunk_empty(const chunk *c)
+{
+    for (unsigned i = 0; i < CHUNK_PAGES; i++)
+        if (c->pg[i])
+            return 0;
+    return 1;
+}
+
+/* Releases an image: its chunks, its references to pages, and its table. */
+static void image_free(pmap *t)
+{
+    for (size_t i = 0; i < t->cap; i++)
+        if (t->slot[i].val)
+            chunk_free(t->slot[i].val);
+    pmap_free(t);
+}
+
+/* Copies n bytes at off out of image t; holes read as zeros. */
+static void image_read(const pmap *t, uint8_t *buf, size_t n, uint64_t off)
+{
+    while (n) {
+        const chunk *c = pmap_get(t, off >> CHUNK_SHIFT);
+        do {
+            size_t in = (size_t)(off & (PAGE_SIZE - 1));
+            size_t k = PAGE_SIZE - in < n ? PAGE_SIZE - in : n;
+            const page *p = c ? c->pg[(off >> PAGE_SHIFT) & (CHUNK_PAGES - 1)] : NULL;
+            if (p)
+                memcpy(buf, p->data + in, k);
+            else
+                memset(buf, 0, k);
+            buf += k;
+            off += k;
+            n -= k;
+        } while (n && (off & (CHUNK_SIZE - 1)));
+    }
+}
+
+/*
+ * Makes page i of chunk cno (*cp, NULL if the chunk is absent) private to
+ * image t, ready to be written: a hole becomes a zeroed page, and a page
+ * shared with the other image is copied.  When dirty is given (the live
+ * image of a crashable file), the chunk joins the dirty set first, since
+ * the page is about to differ from the durable one.  Changes no byte that
+ * a read could see, so a caller may give up after any failure.
+ */
+static int own_page(pmap *t, pmap *dirty, uint64_t cno, chunk **cp, unsigned i)
+{
+    chunk *c = *cp;
+    page *old = c ? c->pg[i] : NULL;
+    if (old && old->refs == 1)
+        return 0;
+    if (dirty && pmap_put(dirty, cno, &dirty_mark))
+        return MK_ENOMEM;
+    page *p = malloc(sizeof *p);
+    if (!p)
+        return MK_ENOMEM;
+    p->refs = 1;
+    if (old)
+        memcpy(p->data, old->data, PAGE_SIZE);
+    else
+        memset(p->data, 0, PAGE_SIZE);
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c || pmap_put(t, cno, c)) {
+            free(c);
+            free(p);
+            return MK_ENOMEM;
+        }
+        *cp = c;
+    }
+    c->pg[i] = p;
+    if (old)
+        old->refs--; /* the other image still holds it */
+    return 0;
+}
+
+/* Makes pages first..last of image t private (see own_page). */
+static int image_own(pmap *t, pmap *dirty, uint64_t first, uint64_t last)
+{
+    for (uint64_t pno = first; pno <= last;) {
+        uint64_t cno = pno >> CHUNK_BITS;
+        chunk *c = pmap_get(t, cno);
+        do {
+            int rc = own_page(t, dirty, cno, &c, (unsigned)(pno & (CHUNK_PAGES - 1)));
+            if (rc)
+                return rc;
+            pno++;
+        } while (pno <= last && (pno & (CHUNK_PAGES - 1)));
+    }
+    return 0;
+}
+
+/*
+ * Writes n bytes at off into image t; 0 or MK_ENOMEM.  A write is all or
+ * nothing, as the flat buffer's was: one that spans pages first makes every
+ * page private, which may fail, and only then copies, which cannot.  A
+ * write within one page needs no such pass since it allocates before it
+ * copies.  The caller has checked off + n against MEM_FILE_MAX.
+ */
+static int image_write(pmap *t, pmap *dirty, const uint8_t *buf, size_t n, uint64_t off)
+{
+    if (n == 0)
+        return 0;
+    uint64_t first = off >> PAGE_SHIFT, last = (off + n - 1) >> PAGE_SHIFT;
+    int rc;
+    if (first != last && (rc = image_own(t, dirty, first, last)))
+        return rc;
+    while (n) {
+        uint64_t cno = off >> CHUNK_SHIFT;
+        chunk *c = pmap_get(t, cno);
+        do {
+            unsigned i = (unsigned)(off >> PAGE_SHIFT) & (CHUNK_PAGES - 1);
+            size_t in = (size_t)(off & (PAGE_SIZE - 1));
+            size_t k = PAGE_SIZE - in < n ? PAGE_SIZE - in : n;
+            if ((rc = own_page(t, dirty, cno, &c, i)))
+                return rc;
+            memcpy(c->pg[i]->data + in, buf, k);
+            buf += k;
+            off += k;
+            n -= k;
+        } while (n && (off & (CHUNK_SIZE - 1)));
+    }
+    return 0;
+}
+
+/*
+ * Cuts image t, whose pages all lie below old, down to size < old: pages
+ * wholly past the cut are released and the tail of the page the cut falls
+ * in is zeroed, so a later regrowth reads zeros and no dropped byte can
+ * come back.  Every chunk it changes joins dirty when that is given, so
+ * the next sync drops the same pages from the durable image.  All that can
+ * fail (reservations, the one page copy) happens before the first change.
+ */
+static int image_cut(pmap *t, pmap *dirty, uint64_t size, uint64_t old)
+{
+    if (!t->count)
+        return 0;
+    uint64_t keep = (size + PAGE_SIZE - 1) >> PAGE_SHIFT; /* pages kept */
+    uint64_t kchunks = (keep + CHUNK_PAGES - 1) >> CHUNK_BITS;
+    uint64_t ochunks = (old + CHUNK_SIZE - 1) >> CHUNK_SHIFT;
+    uint64_t span = ochunks - kchunks; /* chunk numbers dropped whole */
+    /* Dropping a few chunks visits them by number; dropping more chunk
+     * numbers than the table holds (a 1 TiB file cut to nothing) walks
+     * the table instead and rebuilds it with the survivors. */
+    int walk = span > t->count;
+    pmap kept = {NULL, 0, 0};
+    int rc;
+
+    if (dirty && (rc = pmap_reserve(dirty, (walk ? t->count : (size_t)span) + 1)))
+        return rc;
+    if (walk) {
+        size_t survivors = 0;
+        for (size_t s = 0; s < t->cap; s++)
+            if (t->slot[s].val && t->slot[s].key < kchunks)
+                survivors++;
+        if (survivors) {
+            kept.cap = pmap_cap_for(survivors);
+            if (!(kept.slot = calloc(kept.cap, sizeof(pslot))))
+                return MK_ENOMEM;
+        }
+    }
+    if (size & (PAGE_SIZE - 1)) {
+        uint64_t pno = size >> PAGE_SHIFT, cno = pno >> CHUNK_BITS;
+        unsigned i = (unsigned)(pno & (CHUNK_PAGES - 1));
+        chunk *c = pmap_get(t, cno);
+        if (c && c->pg[i]) {
+            if ((rc = own_page(t, dirty, cno, &c, i))) {
+                free(kept.slot);
+                return rc;
+            }
+            size_t in = (size_t)(size & (PAGE_SIZE - 1));
+            memset(c->pg[i]->data + in, 0, PAGE_SIZE - in);
+        }
+    }
+    /* From here on nothing can fail: dirty has room for every chunk. */
+    if (keep & (CHUNK_PAGES - 1)) {
+        uint64_t cno = keep >> CHUNK_BITS;
+        chunk *c = pmap_get(t, cno);
+        int dropped = 0;
+        for (unsigned i = (unsigned)(keep & (CHUNK_PAGES - 1)); c && i < CHUNK_PAGES; i++) {
+            if (c->pg[i]) {
+                page_unref(c->pg[i]);
+                c->pg[i] = NULL;
+                dropped = 1;
+            }
+        }
+        if (dropped && dirty)
+            (void)pmap_put(dirty, cno, &dirty_mark);
+        if (c && chunk_empty(c))
+            free(pmap_del(t, cno));
+    }
+    if (walk) {
+        for (size_t s = 0; s < t->cap; s++) {
+            if (!t->slot[s].val)
+                continue;
+            if (t->slot[s].key < kchunks) {
+                pmap_insert_new(&kept, t->slot[s].key, t->slot[s].val);
+            } else {
+                if (dirty)
+                    (void)pmap_put(dirty, t->slot[s].key, &dirty_mark);
+                chunk_free(t->slot[s].val);
+            }
+        }
+        free(t->slot);
+        *t = kept;
+    } else {
+        for (uint64_t cno = kchunks; cno < ochunks; cno++) {
+            chunk *c = pmap_del(t, cno);
+            if (c) {
+                if (dirty)
+                    (void)pmap_put(dirty, cno, &dirty_mark);
+                chunk_free(c);
+            }
+        }
+        /* A table left mostly empty shrinks, so memory follows the pages
+         * that remain; if that fails the larger table simply stays. */
+        if (t->cap > 64 && t->count * 8 < t->cap)
+            (void)pmap_rehash(t, pmap_cap_for(t->count));
+    }
+    return 0;
+}
+
 typedef struct mem_file {
     mk_file base;
-    uint8_t *data;
-    uint64_t size, cap, written;
+    pmap live; /* chunk number -> chunk: the contents now */
+    uint64_t size, written;
     mk_crash_clock *clk;
-    uint8_t *durable; /* contents as of the last sync, when crashable */
+    pmap durable; /* chunk number -> chunk: as of the last sync, if crashable */
     uint64_t dsize;
+    pmap dirty; /* chunks whose live pages may differ from the durable ones */
 } mem_file;
+
+/* The dirty set to maintain: only a crashable file has a durable image. */
+static pmap *mem_dirty(mem_file *m) { return m->clk ? &m->dirty : NULL; }
 
 /* Ticks the crash clock for one mutating call: 0 to go ahead, MK_EIO when
  * the simulated process is (now) dead. */
@@ -89,56 +511,33 @@ static long mem_pread(mk_file *f, void *buf, size_t n, uint64_t off)
         return 0;
     uint64_t avail = m->size - off;
     size_t take = n < avail ? n : (size_t)avail;
-    memcpy(buf, m->data + off, take);
+    image_read(&m->live, buf, take, off);
     return (long)take;
 }
 
 /* A memory file is a simulation aid; anything past 2^48 bytes is a bug or
- * a hostile offset, refused before the doubling below could overflow. */
+ * a hostile offset, refused before any arithmetic on it could overflow. */
 #define MEM_FILE_MAX (1ull << 48)
-
-static int grow_buf(uint8_t **p, uint64_t *cap, uint64_t need)
-{
-    if (need <= *cap)
-        return 0;
-    if (need > MEM_FILE_MAX)
-        return MK_ENOSPC;
-    uint64_t ncap = *cap ? *cap : 65536;
-    while (ncap < need)
-        ncap *= 2;
-    uint8_t *q = realloc(*p, ncap);
-    if (!q)
-        return MK_ENOMEM;
-    memset(q + *cap, 0, ncap - *cap);
-    *p = q;
-    *cap = ncap;
-    return 0;
-}
 
 static int mem_write_raw(mem_file *m, const void *buf, size_t n, uint64_t off)
 {
-    int rc = grow_buf(&m->data, &m->cap, off + n);
+    if (off + n > MEM_FILE_MAX)
+        return MK_ENOSPC;
+    int rc = image_write(&m->live, mem_dirty(m), buf, n, off);
     if (rc)
         return rc;
-    memcpy(m->data + off, buf, n);
     if (off + n > m->size)
         m->size = off + n;
     m->written += n;
     return 0;
 }
 
-/* Writes straight into the durable image (what a crash keeps). */
+/* Writes straight into the durable image (what a crash keeps).  Best
+ * effort, as a torn write is: if memory runs out the tear is lost. */
 static void durable_write(mem_file *m, const void *buf, size_t n, uint64_t off)
 {
-    if (off + n > m->dsize) {
-        uint8_t *d = realloc(m->durable, off + n);
-        if (!d)
-            return;
-        memset(d + m->dsize, 0, off + n - m->dsize);
-        m->durable = d;
+    if (image_write(&m->durable, NULL, buf, n, off) == 0 && off + n > m->dsize)
         m->dsize = off + n;
-    }
-    memcpy(m->durable + off, buf, n);
 }
 
 static int mem_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
@@ -160,18 +559,50 @@ static int mem_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
     return mem_write_raw(m, buf, n, off);
 }
 
+/*
+ * Makes the durable image equal to the live one by visiting only the dirty
+ * chunks: each durable page slot that differs takes a reference to the
+ * live page (or becomes a hole).  The first pass does every allocation, so
+ * a failure leaves the durable image's contents as they were.
+ */
 static int mem_sync(mk_file *f)
 {
     mem_file *m = (mem_file *)f;
     int rc = mem_tick(m);
     if (rc || !m->clk)
         return rc;
-    uint8_t *d = realloc(m->durable, m->size ? m->size : 1);
-    if (!d)
-        return MK_ENOMEM;
-    memcpy(d, m->data, m->size);
-    m->durable = d;
+    pmap *dirty = &m->dirty;
+    if ((rc = pmap_reserve(&m->durable, dirty->count)))
+        return rc;
+    for (size_t s = 0; s < dirty->cap; s++) {
+        uint64_t cno = dirty->slot[s].key;
+        if (!dirty->slot[s].val || !pmap_get(&m->live, cno) || pmap_get(&m->durable, cno))
+            continue;
+        chunk *d = calloc(1, sizeof *d);
+        if (!d)
+            return MK_ENOMEM; /* empty chunks left behind read as holes */
+        pmap_insert_new(&m->durable, cno, d);
+    }
+    for (size_t s = 0; s < dirty->cap; s++) {
+        uint64_t cno = dirty->slot[s].key;
+        chunk *d = dirty->slot[s].val ? pmap_get(&m->durable, cno) : NULL;
+        if (!d)
+            continue;
+        const chunk *l = pmap_get(&m->live, cno);
+        for (unsigned i = 0; i < CHUNK_PAGES; i++) {
+            page *lp = l ? l->pg[i] : NULL;
+            if (lp == d->pg[i])
+                continue;
+            if (lp)
+                lp->refs++;
+            page_unref(d->pg[i]);
+            d->pg[i] = lp;
+        }
+        if (chunk_empty(d))
+            free(pmap_del(&m->durable, cno));
+    }
     m->dsize = m->size;
+    pmap_clear(dirty);
     return 0;
 }
 
@@ -179,12 +610,13 @@ static int mem_truncate(mk_file *f, uint64_t size)
 {
     mem_file *m = (mem_file *)f;
     int rc = mem_tick(m);
-    if (rc == 0)
-        rc = grow_buf(&m->data, &m->cap, size);
     if (rc)
         return rc;
-    if (size < m->size)
-        memset(m->data + size, 0, m->size - size);
+    if (size > MEM_FILE_MAX)
+        return MK_ENOSPC;
+    /* Growing needs no memory at all: the new bytes are a hole. */
+    if (size < m->size && (rc = image_cut(&m->live, mem_dirty(m), size, m->size)))
+        return rc;
     m->size = size;
     return 0;
 }
@@ -197,9 +629,11 @@ static int mem_size(mk_file *f, uint64_t *size)
 
 static void mem_close(mk_file *f)
 {
-    free(((mem_file *)f)->data);
-    free(((mem_file *)f)->durable);
-    free(f);
+    mem_file *m = (mem_file *)f;
+    image_free(&m->live);
+    image_free(&m->durable);
+    pmap_free(&m->dirty);
+    free(m);
 }
 
 static const mk_file_ops mem_ops = {mem_pread, mem_pwrite, mem_sync,
@@ -224,15 +658,40 @@ int mk_file_mem_crashable(const char *name, mk_crash_clock *clk, mk_file **out)
     return rc;
 }
 
+/*
+ * Replaces the live image with the durable one.  The live chunks become
+ * copies of the durable chunks that share their pages, so a crash costs
+ * the number of durable chunks, not a copy of the data.  As with the flat
+ * buffer this replaces, restoring counts as writing the durable bytes, and
+ * running out of memory leaves the file empty.
+ */
 void mk_file_mem_crash(mk_file *f)
 {
     mem_file *m = (mem_file *)f;
     if (!m->clk)
         return;
-    memset(m->data, 0, m->size);
+    image_free(&m->live);
+    pmap_clear(&m->dirty);
     m->size = 0;
-    if (m->dsize)
-        mem_write_raw(m, m->durable, m->dsize, 0);
+    if (pmap_reserve(&m->live, m->durable.count))
+        return;
+    for (size_t s = 0; s < m->durable.cap; s++) {
+        const chunk *d = m->durable.slot[s].val;
+        if (!d)
+            continue;
+        chunk *c = malloc(sizeof *c);
+        if (!c) {
+            image_free(&m->live);
+            return;
+        }
+        *c = *d;
+        for (unsigned i = 0; i < CHUNK_PAGES; i++)
+            if (c->pg[i])
+                c->pg[i]->refs++;
+        pmap_insert_new(&m->live, m->durable.slot[s].key, c);
+    }
+    m->size = m->dsize;
+    m->written += m->dsize;
 }
 
 uint64_t mk_file_mem_written(mk_file *f) { return ((mem_file *)f)->written; }

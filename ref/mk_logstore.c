@@ -5,6 +5,7 @@
 #include <xxhash.h>
 
 #include "mk_err.h"
+#include "mk_map.h"
 
 /* One transfer in the file: enough to find any of its slots. */
 typedef struct xent {
@@ -21,8 +22,10 @@ struct mk_logstore {
     uint64_t base_cp, base_tid;
     uint64_t end;  /* append position */
     uint64_t next_seq;
-    uint64_t last_cp, applied_cp, covers_tid, durable_tid;
+    uint64_t last_cp, applied_cp, covers_tid, durable_tid, last_digest;
+    uint64_t base_digest;
     uint64_t commit_off; /* record offset of the last CP_COMMIT */
+    mk_map cp_data;      /* scan: data offsets of the open CP's CP_DATA */
     uint64_t records, cut;
     xent *x;
     size_t nx, capx;
@@ -47,12 +50,13 @@ static void header_encode(const mk_logstore *ls, uint64_t gen, uint8_t *out)
     mk_wcur_u64(&c, ls->base_cp);
     mk_wcur_u64(&c, ls->base_tid);
     mk_wcur_u64(&c, ls->next_seq);
+    mk_wcur_u64(&c, ls->base_digest);
     mk_wcur_zero(&c, MK_LOG_SLOT_LEN - 8 - c.pos);
     mk_wcur_u64(&c, XXH3_64bits(out, MK_LOG_SLOT_LEN - 8));
 }
 
 typedef struct hdr {
-    uint64_t gen, base_cp, base_tid, next_seq;
+    uint64_t gen, base_cp, base_tid, next_seq, base_digest;
     mk_log_ident id;
 } hdr;
 
@@ -69,20 +73,26 @@ static int header_decode(const uint8_t *in, hdr *h)
     mk_rcur_u16(&c, &ver);
     if (ver != MK_LOG_VERSION)
         return MK_EVERSION;
-    mk_rcur_skip(&c, 2);
-    mk_rcur_u64(&c, &h->gen);
-    mk_rcur_u64(&c, &h->id.volume_id);
-    mk_rcur_u64(&c, &h->id.nblocks);
-    mk_rcur_u32(&c, &h->id.block_size);
-    mk_rcur_skip(&c, 4);
-    mk_rcur_u64(&c, &h->id.source_id);
-    mk_rcur_u64(&c, &h->base_cp);
-    mk_rcur_u64(&c, &h->base_tid);
-    mk_rcur_u64(&c, &h->next_seq);
     mk_rcur_skip(&c, MK_LOG_SLOT_LEN - 8 - c.pos);
     mk_rcur_u64(&c, &sum);
     if (sum != XXH3_64bits(in, MK_LOG_SLOT_LEN - 8))
         return MK_ECHECKSUM;
+    mk_rcur_init(&c, in + 6, MK_LOG_SLOT_LEN - 6);
+    if (mk_rcur_zero(&c, 2))
+        return MK_ERESERVED;
+    mk_rcur_u64(&c, &h->gen);
+    mk_rcur_u64(&c, &h->id.volume_id);
+    mk_rcur_u64(&c, &h->id.nblocks);
+    mk_rcur_u32(&c, &h->id.block_size);
+    if (mk_rcur_zero(&c, 4))
+        return MK_ERESERVED;
+    mk_rcur_u64(&c, &h->id.source_id);
+    mk_rcur_u64(&c, &h->base_cp);
+    mk_rcur_u64(&c, &h->base_tid);
+    mk_rcur_u64(&c, &h->next_seq);
+    mk_rcur_u64(&c, &h->base_digest);
+    if (mk_rcur_zero(&c, MK_LOG_SLOT_LEN - 8 - 6 - c.pos))
+        return MK_ERESERVED;
     if (!mk_block_size_ok(h->id.block_size) || h->id.nblocks == 0 ||
         h->id.nblocks > UINT64_MAX / h->id.block_size)
         return MK_ECORRUPT;
@@ -144,6 +154,35 @@ static uint64_t volume_bytes(const mk_logstore *ls)
     return ls->id.nblocks * ls->id.block_size;
 }
 
+/* True if off is where the bytes of `block` sit in this log: a CP_DATA
+ * record of the open CP for that block, or a slot of a scanned transfer
+ * that wrote that block.  A redo record may name nothing else. */
+static int block_data_at(mk_logstore *ls, uint64_t off, uint64_t block)
+{
+    uint64_t b;
+    if (mk_map_get(&ls->cp_data, off, &b))
+        return b == block;
+    size_t lo = 0, hi = ls->nx;
+    while (lo < hi) { /* last transfer whose data starts at or before off */
+        size_t mid = lo + (hi - lo) / 2;
+        if (ls->x[mid].data_off <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0)
+        return 0;
+    const xent *e = &ls->x[lo - 1];
+    mk_xgeom g;
+    uint32_t bs = ls->id.block_size;
+    mk_transfer_geom(e->offset, e->length, bs, &g);
+    uint64_t rel = off - e->data_off;
+    if (rel < g.head_len || (rel - g.head_len) % bs != 0)
+        return 0;
+    uint64_t slot = (rel - g.head_len) / bs;
+    return slot < g.nslots && g.first_block + slot == block;
+}
+
 /* Checks one record that passed its frame checksum against the rules of
  * section 7.6 and folds it into the scan state. */
 static int scan_apply(mk_logstore *ls, const mk_frame *fr, uint64_t rec_off)
@@ -171,12 +210,15 @@ static int scan_apply(mk_logstore *ls, const mk_frame *fr, uint64_t rec_off)
             return rc;
         if (d.cp != ls->last_cp + 1)
             return MK_ECP;
-        return d.block < ls->id.nblocks ? 0 : MK_ERANGE;
+        if (d.block >= ls->id.nblocks)
+            return MK_ERANGE;
+        return mk_map_put(&ls->cp_data, rec_off + MK_HDR_LEN + MK_CP_DATA_HDR_LEN, d.block);
     }
     case MK_R_CP_COMMIT: {
-        uint64_t cp, covers, n, prev = 0;
+        uint64_t cp, covers, digest, n, prev = 0;
         mk_rcur_init(&c, fr->payload, fr->len);
-        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &n))
+        if (mk_rcur_u64(&c, &cp) || mk_rcur_u64(&c, &covers) || mk_rcur_u64(&c, &digest) ||
+            mk_rcur_u64(&c, &n))
             return MK_ELENGTH;
         if (n > ls->id.nblocks || mk_rcur_left(&c) != n * 16)
             return MK_ELENGTH;
@@ -190,14 +232,15 @@ static int scan_apply(mk_logstore *ls, const mk_frame *fr, uint64_t rec_off)
             mk_rcur_u64(&c, &off);
             if (block >= ls->id.nblocks || (i > 0 && block <= prev))
                 return MK_ERANGE;
-            if (off < MK_LOG_DATA_START || off > rec_off ||
-                rec_off - off < ls->id.block_size)
+            if (!block_data_at(ls, off, block))
                 return MK_ERANGE;
             prev = block;
         }
         ls->last_cp = cp;
         ls->covers_tid = covers;
+        ls->last_digest = digest;
         ls->commit_off = rec_off;
+        mk_map_clear(&ls->cp_data);
         return 0;
     }
     case MK_R_CP_APPLIED: {
@@ -241,6 +284,47 @@ static int read_record(mk_logstore *ls, uint64_t off, uint64_t size, mk_frame *f
                            fr, used);
 }
 
+/* After the record at off failed, decides whether it is the torn or stale
+ * tail (nothing valid and newer follows: cut it) or damage inside the log
+ * (a valid record with a sequence number >= seq follows: cutting would
+ * silently drop committed data, so refuse with MK_ECORRUPT). */
+static int probe_after(mk_logstore *ls, uint64_t off, uint64_t size, uint64_t seq)
+{
+    enum { PROBE_MAX = 256u << 20 };
+    uint8_t h[MK_HDR_LEN];
+    uint64_t start = off + 1;
+    /* A failed record whose header is intact is skipped whole, so bytes
+     * inside it (client data can look like anything) are never probed; if
+     * it runs past the end of the file it is the torn tail itself. */
+    if (size - off >= MK_HDR_LEN && mk_file_read_exact(ls->f, h, sizeof h, off) == 0 &&
+        mk_get_le64(h) % (1ull << 32) == MK_FRAME_MAGIC && h[4] == MK_PROTO_VERSION) {
+        uint64_t total = MK_FRAME_OVERHEAD + (mk_get_le64(h + 8) & 0xffffffffu);
+        if (total > size - off)
+            return 0;
+        start = off + total;
+    }
+    if (start >= size)
+        return 0;
+    uint64_t len = size - start > PROBE_MAX ? PROBE_MAX : size - start;
+    uint8_t *buf = malloc(len);
+    if (!buf)
+        return MK_ENOMEM;
+    int rc = mk_file_read_exact(ls->f, buf, len, start);
+    for (uint64_t p = 0; rc == 0 && p + MK_FRAME_OVERHEAD <= len;) {
+        mk_frame fr;
+        size_t used;
+        if (mk_frame_decode(buf + p, len - p, len - p, MK_FRAME_MAGIC, &fr, &used) != 0) {
+            p++;
+            continue;
+        }
+        if (fr.seq >= seq)
+            rc = MK_ECORRUPT;
+        p += used; /* a stale record: skip it whole, as above */
+    }
+    free(buf);
+    return rc;
+}
+
 static int scan(mk_logstore *ls, uint64_t size)
 {
     uint64_t off = MK_LOG_DATA_START, seq = ls->next_seq;
@@ -251,10 +335,14 @@ static int scan(mk_logstore *ls, uint64_t size)
         if (rc == MK_ENOMEM || rc == MK_EIO)
             return rc;
         /* Any framing failure, or a record from an older generation of
-         * the file (its sequence number does not continue ours), is the
-         * torn or stale tail: it is cut below, never applied. */
-        if (rc || fr.seq != seq)
+         * the file (its sequence number does not continue ours), ends the
+         * valid log; what follows is cut below, never applied - unless it
+         * turns out not to be a tail at all. */
+        if (rc || fr.seq != seq) {
+            if ((rc = probe_after(ls, off, size, seq)))
+                return rc;
             break;
+        }
         if ((rc = scan_apply(ls, &fr, off)))
             return rc;
         off += used;
@@ -264,7 +352,21 @@ static int scan(mk_logstore *ls, uint64_t size)
     ls->end = off;
     ls->next_seq = seq;
     ls->cut = size - off;
+    mk_map_clear(&ls->cp_data);
     return 0;
+}
+
+/* A log whose creation was cut short by a crash: no record, and header
+ * slots never written (all zero).  It holds nothing, so it is fresh. */
+static int never_initialised(mk_file *f, uint64_t size)
+{
+    uint8_t buf[MK_LOG_DATA_START];
+    if (size > MK_LOG_DATA_START || mk_file_read_block(f, buf, sizeof buf, 0))
+        return 0;
+    for (size_t i = 0; i < sizeof buf; i++)
+        if (buf[i])
+            return 0;
+    return 1;
 }
 
 int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
@@ -278,7 +380,7 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
     mk_buf_init(&ls->scratch);
     if ((rc = mk_file_size(f, &size)))
         goto fail;
-    if (size == 0) {
+    if (size == 0 || never_initialised(f, size)) {
         ls->fresh = 1;
         ls->end = MK_LOG_DATA_START;
     } else {
@@ -304,6 +406,7 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
         ls->base_cp = ls->last_cp = ls->applied_cp = h[pick].base_cp;
         ls->base_tid = ls->covers_tid = ls->durable_tid = h[pick].base_tid;
         ls->next_seq = h[pick].next_seq;
+        ls->base_digest = ls->last_digest = h[pick].base_digest;
         if ((rc = scan(ls, size < MK_LOG_DATA_START ? MK_LOG_DATA_START : size)))
             goto fail;
         /* Only now, with the whole scan accepted, is the tail cut. */
@@ -326,6 +429,7 @@ void mk_logstore_free(mk_logstore *ls)
     if (!ls)
         return;
     free(ls->x);
+    mk_map_free(&ls->cp_data);
     mk_buf_free(&ls->scratch);
     free(ls);
 }
@@ -339,6 +443,7 @@ void mk_logstore_info(const mk_logstore *ls, mk_log_info *info)
     info->applied_cp = ls->applied_cp;
     info->covers_tid = ls->covers_tid;
     info->durable_tid = ls->durable_tid;
+    info->last_digest = ls->last_digest;
     info->size = ls->end;
 }
 
@@ -404,6 +509,8 @@ static int fill_transfer(mk_wcur *c, const void *ctx)
 int mk_logstore_append_transfer(mk_logstore *ls, const mk_log *l)
 {
     uint64_t rec;
+    if (ls->fresh)
+        return MK_ESTATE; /* no identity yet: no volume to range-check */
     if (l->tid <= ls->durable_tid)
         return MK_ETID;
     if (l->offset > volume_bytes(ls) || l->length > volume_bytes(ls) - l->offset)
@@ -437,6 +544,8 @@ int mk_logstore_append_cp_data(mk_logstore *ls, uint64_t cp, uint64_t block,
 {
     cpdata_ctx d = {cp, block, data, ls->id.block_size};
     uint64_t rec;
+    if (ls->fresh)
+        return MK_ESTATE;
     if (block >= ls->id.nblocks)
         return MK_ERANGE;
     int rc = append(ls, MK_R_CP_DATA, MK_CP_DATA_HDR_LEN + d.bs, fill_cp_data, &d, &rec);
@@ -446,7 +555,7 @@ int mk_logstore_append_cp_data(mk_logstore *ls, uint64_t cp, uint64_t block,
 }
 
 typedef struct commit_ctx {
-    uint64_t cp, covers, n;
+    uint64_t cp, covers, digest, n;
     const mk_redo_entry *e;
 } commit_ctx;
 
@@ -455,6 +564,7 @@ static int fill_commit(mk_wcur *c, const void *ctx)
     const commit_ctx *k = ctx;
     mk_wcur_u64(c, k->cp);
     mk_wcur_u64(c, k->covers);
+    mk_wcur_u64(c, k->digest);
     mk_wcur_u64(c, k->n);
     for (uint64_t i = 0; i < k->n; i++) {
         mk_wcur_u64(c, k->e[i].block);
@@ -464,16 +574,19 @@ static int fill_commit(mk_wcur *c, const void *ctx)
 }
 
 int mk_logstore_append_commit(mk_logstore *ls, uint64_t cp, uint64_t covers_tid,
-                              const mk_redo_entry *e, uint64_t n)
+                              uint64_t digest, const mk_redo_entry *e, uint64_t n)
 {
-    commit_ctx k = {cp, covers_tid, n, e};
+    commit_ctx k = {cp, covers_tid, digest, n, e};
     uint64_t rec;
     if (cp != ls->last_cp + 1)
         return MK_ECP;
-    int rc = append(ls, MK_R_CP_COMMIT, 24 + (size_t)n * 16, fill_commit, &k, &rec);
+    if (n > MK_MAX_CP_BLOCKS)
+        return MK_ECOUNT;
+    int rc = append(ls, MK_R_CP_COMMIT, 32 + (size_t)n * 16, fill_commit, &k, &rec);
     if (rc == 0) {
         ls->last_cp = cp;
         ls->covers_tid = covers_tid;
+        ls->last_digest = digest;
         ls->commit_off = rec;
     }
     return rc;
@@ -531,7 +644,7 @@ int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, mk_redo_entry **out,
         return rc;
     mk_rcur_init(&c, fr.payload, fr.len);
     mk_rcur_u64(&c, cp);
-    mk_rcur_skip(&c, 8);
+    mk_rcur_skip(&c, 16);
     mk_rcur_u64(&c, n);
     mk_redo_entry *e = malloc((*n ? *n : 1) * sizeof *e);
     if (!e)
@@ -568,6 +681,7 @@ int mk_logstore_reclaim(mk_logstore *ls)
      * records whose sequence numbers the scan rejects as stale. */
     ls->base_cp = ls->last_cp;
     ls->base_tid = ls->durable_tid;
+    ls->base_digest = ls->last_digest;
     int rc = mk_file_sync(ls->f);
     if (rc == 0)
         rc = header_write(ls);

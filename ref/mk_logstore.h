@@ -43,6 +43,7 @@ typedef struct mk_log_info {
     uint64_t applied_cp;  /* last CP known applied to the mirror */
     uint64_t covers_tid;  /* transfers <= this are inside last_cp */
     uint64_t durable_tid; /* highest transfer ID in the log */
+    uint64_t last_digest; /* CP digest (section 7.5) of last_cp; 0 if none */
     uint64_t size;        /* file size after the scan */
 } mk_log_info;
 
@@ -52,8 +53,11 @@ typedef struct mk_redo_entry {
 } mk_redo_entry;
 
 /* Opens and scans; cuts a torn tail.  MK_EMAGIC / MK_EVERSION when the
- * file is not a log of ours, MK_ECORRUPT when a record that passed its
- * checksum breaks a rule of section 7.6. */
+ * file is not a log of ours; MK_ECORRUPT when a damaged record has valid
+ * newer records after it (damage inside the log, not a torn tail); the
+ * specific error (MK_ETID, MK_ECP, MK_ERANGE, ...) when a record that passed
+ * its checksum breaks a rule of section 7.6.  On any error the file is left
+ * exactly as it was. */
 int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info);
 void mk_logstore_free(mk_logstore *ls);
 /* Writes the first header of a fresh log and syncs it. */
@@ -66,9 +70,12 @@ int mk_logstore_append_transfer(mk_logstore *ls, const mk_log *l);
 /* *data_off receives the file offset of the block's bytes. */
 int mk_logstore_append_cp_data(mk_logstore *ls, uint64_t cp, uint64_t block,
                                const uint8_t *data, uint64_t *data_off);
-/* The redo record; entries sorted by block, each block once. */
+/* The redo record; entries sorted by block, each block once, each naming
+ * a slot of a transfer or a CP_DATA record of this CP.  digest is the CP
+ * digest of section 7.5, kept so a resuming source can check a CP whose
+ * CP_ACK it never saw. */
 int mk_logstore_append_commit(mk_logstore *ls, uint64_t cp, uint64_t covers_tid,
-                              const mk_redo_entry *e, uint64_t n);
+                              uint64_t digest, const mk_redo_entry *e, uint64_t n);
 int mk_logstore_append_applied(mk_logstore *ls, uint64_t cp);
 int mk_logstore_sync(mk_logstore *ls);
 

@@ -603,9 +603,16 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
         report_acks(c, src, &reported);
     if (rc == 0)
         rc = pump_until(&l, c_drained, 0);
+    /* Every CP verified, but in sync mode the destination lost writes it
+     * had acknowledged: invariant I2 was broken and the run says so. */
+    if (rc == 0 && mk_source_get_stats(src)->out_of_sync)
+        rc = MK_ELOGLOST;
 out:
-    if (src)
+    if (src) {
+        const char *rmsg;
         res->stats = *mk_source_get_stats(src);
+        res->remote_code = mk_source_remote_error(src, &rmsg);
+    }
     res->err = rc;
     int crc = link_close(&l, rc == 0);
     if (rc == 0 && crc)

@@ -43,6 +43,7 @@ typedef struct mk_pair_result {
     uint64_t first_bad_block;  /* first differing block of a failed CP */
     mk_source_stats stats;
     int err;                   /* first error, 0 if none */
+    int remote_code;           /* with MK_EREMOTE: the destination's error */
 } mk_pair_result;
 
 int mk_transport_parse(const char *s); /* MK_T_* or MK_EINVAL */

@@ -55,6 +55,7 @@ struct mk_source {
     uint64_t send_seq, recv_seq;
     mk_buf in, out;
     uint64_t next_tid, acked_tid, next_wid, acked_wid;
+    uint64_t peer_tid; /* highest transfer the destination holds or was sent */
     /* unacknowledged transfers, FIFO */
     xfer *xf;
     size_t xf_head, xf_len, xf_cap;
@@ -88,8 +89,10 @@ static int fail(mk_source *s, int err)
         s->fatal = err;
         if (s->state != S_DOWN) {
             char msg[MK_ERROR_MSG_MAX];
+            size_t before = mk_buf_len(&s->out);
             snprintf(msg, sizeof msg, "source: %s", mk_strerror(err));
-            mk_error_encode(&s->out, s->send_seq++, err, msg);
+            if (mk_error_encode(&s->out, s->send_seq++, err, msg) == 0)
+                s->st.session_bytes += mk_buf_len(&s->out) - before;
         }
     }
     return err;
@@ -244,6 +247,7 @@ static void tt_release(mk_source *s, uint32_t idx)
 static int emit_transfer(mk_source *s, const xfer *x)
 {
     mk_log l = {x->tid, x->offset, x->length, x->data};
+    s->peer_tid = x->tid;
     EMIT(s, s->st.log_bytes, mk_log_encode(&s->out, s->send_seq++, &l));
     return 0;
 }
@@ -261,7 +265,11 @@ static int emit_data(mk_source *s, const cprec *r)
  * kind; batching the REFs keeps their per-frame overhead negligible. */
 static int emit_cp(mk_source *s)
 {
-    mk_cp_begin b = {s->cp_no, s->cr_len, s->cp_covers};
+    /* covers_tid names the newest transfer inside the CP image that the
+     * destination holds: after it lost part of its log (section 8.3) that
+     * can be older than the newest transfer the CP image includes. */
+    mk_cp_begin b = {s->cp_no, s->cr_len,
+                     s->cp_covers < s->peer_tid ? s->cp_covers : s->peer_tid};
     mk_ref batch[MK_MAX_REFS_PER_FRAME];
     uint32_t nb = 0;
     int rc;
@@ -406,10 +414,14 @@ static int on_hello_ack(mk_source *s, const mk_frame *f)
     } else {
         on_durable(s, a.durable_tid);
     }
+    s->peer_tid = a.durable_tid;
     uint64_t acked_cp = s->cp_no - s->cp_inflight;
     int resend_cp = 0;
     if (s->cp_inflight && a.last_cp == s->cp_no) {
-        /* The CP committed but its CP_ACK was lost with the connection. */
+        /* The CP committed but its CP_ACK was lost with the connection;
+         * the destination's digest of it must still be ours. */
+        if (a.last_digest != s->cp_digest)
+            return fail(s, MK_EDIGEST);
         cp_free(s);
         s->st.cps_acked++;
     } else if (a.last_cp == acked_cp) {
@@ -627,6 +639,9 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
         return MK_ERANGE;
     int logged = s->cfg.mode != MK_MODE_ASYNC;
     if (logged && s->unacked_bytes && s->unacked_bytes + len > s->cfg.max_lag)
+        return MK_EAGAIN;
+    /* One CP holds at most MK_MAX_CP_BLOCKS blocks: take a CP first. */
+    if (s->dv_len + (off % bs + len + bs - 1) / bs > MK_MAX_CP_BLOCKS)
         return MK_EAGAIN;
     if ((rc = copy_on_write(s, off / bs, (off + len - 1) / bs)))
         return fail(s, rc);

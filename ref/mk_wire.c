@@ -149,6 +149,17 @@ int mk_frame_close(mk_buf *b, mk_wcur *c)
 
 /* ---- payload decoders ------------------------------------------------- */
 
+/* Error codes cross the wire as their positive value (mk_err.h). */
+static uint32_t err_to_wire(int32_t code)
+{
+    return code < 0 && code != INT32_MIN ? (uint32_t)-code : (uint32_t)code;
+}
+
+static int32_t wire_to_err(uint32_t w)
+{
+    return w <= INT32_MAX ? -(int32_t)w : INT32_MIN;
+}
+
 static int expect_len(const mk_frame *f, uint32_t want)
 {
     return f->len == want ? 0 : MK_ELENGTH;
@@ -192,6 +203,7 @@ int mk_hello_ack_decode(const mk_frame *f, mk_hello_ack *h)
     mk_rcur_u64(&c, &h->last_cp);
     mk_rcur_u64(&c, &h->durable_tid);
     mk_rcur_u64(&c, &h->source_id);
+    mk_rcur_u64(&c, &h->last_digest);
     return 0;
 }
 
@@ -305,13 +317,15 @@ int mk_cp_commit_decode(const mk_frame *f, mk_cp_commit *cc)
 int mk_nak_decode(const mk_frame *f, mk_nak *n)
 {
     mk_rcur c;
+    uint32_t w;
     int rc = expect_len(f, MK_NAK_LEN);
     if (rc)
         return rc;
     mk_rcur_init(&c, f->payload, f->len);
     mk_rcur_u64(&c, &n->cp);
     mk_rcur_u64(&c, &n->block);
-    mk_rcur_i32(&c, &n->reason);
+    mk_rcur_u32(&c, &w);
+    n->reason = wire_to_err(w);
     return mk_rcur_zero(&c, 4);
 }
 
@@ -331,10 +345,12 @@ int mk_cp_ack_decode(const mk_frame *f, mk_cp_ack *a)
 int mk_error_decode(const mk_frame *f, mk_error_frame *e)
 {
     mk_rcur c;
+    uint32_t w;
     if (f->len < 8)
         return MK_ELENGTH;
     mk_rcur_init(&c, f->payload, f->len);
-    mk_rcur_i32(&c, &e->code);
+    mk_rcur_u32(&c, &w);
+    e->code = wire_to_err(w);
     mk_rcur_u32(&c, &e->msglen);
     if (e->msglen > MK_ERROR_MSG_MAX || e->msglen != mk_rcur_left(&c))
         return MK_ELENGTH;
@@ -373,6 +389,7 @@ int mk_hello_ack_encode(mk_buf *b, uint64_t seq, const mk_hello_ack *h)
     mk_wcur_u64(&c, h->last_cp);
     mk_wcur_u64(&c, h->durable_tid);
     mk_wcur_u64(&c, h->source_id);
+    mk_wcur_u64(&c, h->last_digest);
     return mk_frame_close(b, &c);
 }
 
@@ -472,7 +489,7 @@ int mk_nak_encode(mk_buf *b, uint64_t seq, const mk_nak *n)
         return rc;
     mk_wcur_u64(&c, n->cp);
     mk_wcur_u64(&c, n->block);
-    mk_wcur_i32(&c, n->reason);
+    mk_wcur_u32(&c, err_to_wire(n->reason));
     mk_wcur_zero(&c, 4);
     return mk_frame_close(b, &c);
 }
@@ -498,7 +515,7 @@ int mk_error_encode(mk_buf *b, uint64_t seq, int32_t code, const char *msg)
     int rc = mk_frame_open(b, MK_FRAME_MAGIC, MK_F_ERROR, seq, 8 + n, &c);
     if (rc)
         return rc;
-    mk_wcur_i32(&c, code);
+    mk_wcur_u32(&c, err_to_wire(code));
     mk_wcur_u32(&c, (uint32_t)n);
     mk_wcur_bytes(&c, msg, n);
     return mk_frame_close(b, &c);

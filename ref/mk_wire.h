@@ -29,6 +29,9 @@
 /* Largest payload of any frame: a full transfer plus its 24-byte header.
  * Every other frame type is smaller (CP_DATA is 16 + 65536). */
 #define MK_MAX_PAYLOAD (MK_MAX_TRANSFER_DATA + 24)
+/* Largest number of blocks in one CP: its redo record (section 7.3) must
+ * fit a u32 length.  A source takes a CP before it has more dirty blocks. */
+#define MK_MAX_CP_BLOCKS ((UINT32_MAX - 32u) / 16u)
 /* A CP_REF frame carries at most this many 32-byte entries. */
 #define MK_MAX_REFS_PER_FRAME 1024
 #define MK_MIN_BLOCK 512u
@@ -120,8 +123,9 @@ typedef struct mk_hello_ack {
     uint64_t volume_id, nblocks;
     uint32_t block_size;
     uint64_t last_cp, durable_tid, source_id;
+    uint64_t last_digest; /* CP digest (section 7.5) of last_cp; 0 if none */
 } mk_hello_ack;
-#define MK_HELLO_ACK_LEN 48
+#define MK_HELLO_ACK_LEN 56
 
 typedef struct mk_log {
     uint64_t tid, offset;
@@ -154,6 +158,8 @@ typedef struct mk_cp_commit {
 } mk_cp_commit;
 #define MK_CP_COMMIT_LEN 16
 
+/* Error codes travel as their positive wire value (mk_err.h); the decoders
+ * give back the negative mk_err code. */
 typedef struct mk_nak {
     uint64_t cp, block;
     int32_t reason;

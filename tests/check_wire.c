@@ -61,14 +61,15 @@ static const gv GV[GV_COUNT] = {
                   /* source_id 0xA1A2A3A4A5A6A7A8 */ "a8a7a6a5a4a3a2a1",
                   0, MK_F_HELLO, 0x0102030405060708ull, 32},
     [GV_HELLO_ACK] = {"HELLO_ACK",
-                      "4d4b4652 01 81 0000 30000000 0200000000000000"
+                      "4d4b4652 01 81 0000 38000000 0200000000000000"
                       /* volume_id */ "8877665544332211"
                       /* nblocks 65536 */ "0000010000000000"
                       /* block_size 512, 4 reserved */ "00020000 00000000"
                       /* last_cp 7 */ "0700000000000000"
                       /* durable_tid 0x100000002 */ "0200000001000000"
-                      /* source_id */ "a8a7a6a5a4a3a2a1",
-                      0, MK_F_HELLO_ACK, 2, 48},
+                      /* source_id */ "a8a7a6a5a4a3a2a1"
+                      /* last_digest 0x0F1E2D3C4B5A6978 */ "78695a4b3c2d1e0f",
+                      0, MK_F_HELLO_ACK, 2, 56},
     [GV_LOG] = {"LOG",
                 "4d4b4652 01 02 0000 1d000000 0300000000000000"
                 /* tid 42 */ "2a00000000000000"
@@ -114,7 +115,7 @@ static const gv GV[GV_COUNT] = {
                 "4d4b4652 01 83 0000 18000000 0900000000000000"
                 /* cp 9 */ "0900000000000000"
                 /* block 0x10 */ "1000000000000000"
-                /* reason -21 (MK_EREFHASH), 4 reserved */ "ebffffff 00000000",
+                /* reason 21 (MK_EREFHASH), 4 reserved */ "15000000 00000000",
                 0, MK_F_NAK, 9, 24},
     [GV_CP_ACK] = {"CP_ACK",
                    "4d4b4652 01 84 0000 18000000 0a00000000000000"
@@ -124,7 +125,7 @@ static const gv GV[GV_COUNT] = {
                    0, MK_F_CP_ACK, 10, 24},
     [GV_ERROR] = {"ERROR",
                   "4d4b4652 01 7f 0000 0b000000 0b00000000000000"
-                  /* code -9 (MK_ECHECKSUM) */ "f7ffffff"
+                  /* code 9 (MK_ECHECKSUM) */ "09000000"
                   /* msglen 3 */ "03000000"
                   /* "bad" */ "626164",
                   0, MK_F_ERROR, 11, 11},
@@ -292,13 +293,14 @@ START_TEST(test_s2_2_hello_ack_golden)
 {
     uint8_t g[GV_CAP];
     size_t n = gv_build(&GV[GV_HELLO_ACK], g, sizeof g);
-    ck_assert_uint_eq(n, 76);
+    ck_assert_uint_eq(n, 84);
     mk_buf b;
     mk_buf_init(&b);
     mk_hello_ack h = {.volume_id = 0x1122334455667788ull, .nblocks = 65536,
                       .block_size = 512, .last_cp = 7,
                       .durable_tid = 0x100000002ull,
-                      .source_id = 0xA1A2A3A4A5A6A7A8ull};
+                      .source_id = 0xA1A2A3A4A5A6A7A8ull,
+                      .last_digest = 0x0F1E2D3C4B5A6978ull};
     ck_assert_int_eq(mk_hello_ack_encode(&b, 2, &h), 0);
     assert_encoded(&b, g, n);
     mk_buf_free(&b);
@@ -314,6 +316,7 @@ START_TEST(test_s2_2_hello_ack_golden)
     ck_assert_uint_eq(d.last_cp, 7);
     ck_assert_uint_eq(d.durable_tid, 0x100000002ull);
     ck_assert_uint_eq(d.source_id, 0xA1A2A3A4A5A6A7A8ull);
+    ck_assert_uint_eq(d.last_digest, 0x0F1E2D3C4B5A6978ull);
 }
 END_TEST
 
@@ -647,7 +650,7 @@ START_TEST(test_s3_1_frames_back_to_back)
         blk[i] = pat(i);
     mk_hello h = {0x1122334455667788ull, 65536, 4096, MK_MODE_SEMI, 0xA1A2A3A4A5A6A7A8ull};
     mk_hello_ack ha = {0x1122334455667788ull, 65536, 512, 7, 0x100000002ull,
-                       0xA1A2A3A4A5A6A7A8ull};
+                       0xA1A2A3A4A5A6A7A8ull, 0x0F1E2D3C4B5A6978ull};
     mk_log l = {42, 0x1234, 5, (const uint8_t *)"hello"};
     mk_cp_begin cb = {9, 3, 42};
     mk_cp_data cd = {9, 0xDEADBEEFull, blk};
