@@ -1098,6 +1098,9 @@ START_TEST(test_s2_1_hello_length_wrong)
 }
 END_TEST
 
+/* SPEC.md 1.4: reserved fields MUST be zero and receivers check them; the
+ * *_reserved_nonzero tests below set each reserved byte of each payload in
+ * turn and expect MK_ERESERVED. */
 START_TEST(test_s2_1_hello_reserved_nonzero)
 {
     uint8_t p[64];

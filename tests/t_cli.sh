@@ -1,5 +1,7 @@
 #!/bin/sh
-# Bad command lines get a named error and exit 2, and change nothing;
+# Bad command lines get a named error and exit 2, and change nothing
+# (SPEC.md 10.3; the volume rules of SPEC.md 1.1: block size a power of two
+# in 512..65536, at least one block);
 # every subcommand has --help (exit 0).
 set -u
 M=${MIRRORKIT:-build/mirrorkit}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# SPEC.md 2.3: a destination takes frames only from the one source of its
+# SPEC.md 1.3, 2.3: a destination takes frames only from the one source of its
 # session.  A second connection during a session is sent ERROR MK_EPEER and
 # closed; a source whose source_id differs from the one in the destination's
 # log is refused with MK_EPEER; and neither changes the mirror or the log.
