@@ -469,13 +469,16 @@ static int cmd_dest(int argc, char **argv)
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
     rc = serve_sessions(d, lfd, once);
-out:
+out:;
+    /* A failure of the destination's own storage (including a log found
+     * damaged after we wrote it) is an I/O error, whatever its name. */
+    int engine_failed = d && mk_dest_error(d);
     if (lfd >= 0)
         close(lfd);
     mk_dest_free(d);
     mk_file_close(mf);
     mk_file_close(lf);
-    return rc == MK_EIO || rc == MK_ENOSPC ? EXIT_IO : exit_code(rc);
+    return engine_failed || rc == MK_EIO || rc == MK_ENOSPC ? EXIT_IO : exit_code(rc);
 }
 
 /* ---- dump ------------------------------------------------------------- */
@@ -664,10 +667,11 @@ static int dump_frames(const char *path, const uint8_t *buf, size_t len, size_t 
             printf("\n");
         }
         if (rc && is_log && (rc == MK_ETRUNC || rc == MK_ECHECKSUM || rc == MK_ESEQ)) {
-            /* Where a log's valid records end; opening it would cut here. */
-            fprintf(stderr, "mirrorkit dump: %s: offset %zu: MK_ETORN: %s (%s), %zu bytes "
-                            "would be cut on open\n",
-                    path, off, mk_strerror(MK_ETORN), mk_errname(rc), len - off);
+            /* Where a log's valid records end; the open verdict printed
+             * next says whether this is a tail to cut or damage inside. */
+            fprintf(stderr, "mirrorkit dump: %s: offset %zu: MK_ETORN: valid records end "
+                            "here (%s), %zu bytes follow\n",
+                    path, off, mk_errname(rc), len - off);
             return MK_ETORN;
         }
         if (rc) {
@@ -681,6 +685,62 @@ static int dump_frames(const char *path, const uint8_t *buf, size_t len, size_t 
     }
     printf("# %" PRIu64 " %s, %zu bytes\n", nframes, is_log ? "records" : "frames", len);
     return 0;
+}
+
+/* A log store: both header slots, every record, then what opening it would
+ * do - the very scan the destination runs (section 7.6), on a copy in
+ * memory so the file itself is never cut. */
+static int dump_log(const char *path, const uint8_t *buf, size_t len)
+{
+    mk_log_header h[2];
+    int r[2], best = -1;
+    for (int s = 0; s < 2; s++) {
+        uint8_t slot[MK_LOG_SLOT_LEN] = {0};
+        size_t at = (size_t)s * MK_LOG_SLOT_LEN;
+        if (len > at)
+            memcpy(slot, buf + at, len - at < sizeof slot ? len - at : sizeof slot);
+        r[s] = mk_log_header_decode(slot, &h[s]);
+        if (r[s]) {
+            printf("@%zu header slot %d: invalid (%s)\n", at, s, mk_errname(r[s]));
+            continue;
+        }
+        printf("@%zu header slot %d: generation=%" PRIu64 " volume=0x%" PRIx64 " nblocks=%" PRIu64
+               " block_size=%u source=0x%" PRIx64 " base_cp=%" PRIu64 " base_tid=%" PRIu64
+               " base_digest=%016" PRIx64 " next_seq=%" PRIu64 "\n",
+               at, s, h[s].generation, h[s].id.volume_id, h[s].id.nblocks, h[s].id.block_size,
+               h[s].id.source_id, h[s].base_cp, h[s].base_tid, h[s].base_digest, h[s].next_seq);
+        if (best < 0 || h[s].generation > h[best].generation)
+            best = s;
+    }
+    int rc = 0;
+    if (best < 0) {
+        rc = r[0] == MK_EMAGIC && r[1] == MK_EMAGIC ? MK_EMAGIC : r[0] ? r[0] : r[1];
+        fprintf(stderr, "mirrorkit dump: %s: offset 0: %s: no valid header slot\n", path,
+                mk_errname(rc));
+        return rc;
+    }
+    if (len > MK_LOG_DATA_START)
+        rc = dump_frames(path, buf, len, MK_LOG_DATA_START, h[best].id.block_size, 1,
+                         h[best].next_seq);
+    /* The verdict of the real recovery scan. */
+    mk_file *mf = NULL;
+    mk_logstore *ls = NULL;
+    mk_log_info info;
+    int orc = mk_file_mem("dump/log", &mf);
+    if (orc == 0)
+        orc = mk_file_pwrite(mf, buf, len, 0);
+    if (orc == 0)
+        orc = mk_logstore_open(mf, &ls, &info);
+    if (orc == 0)
+        printf("# open: ok: last CP %" PRIu64 " (applied %" PRIu64 "), durable transfer %" PRIu64
+               ", %" PRIu64 " records, %" PRIu64 " tail bytes would be cut\n",
+               info.last_cp, info.applied_cp, info.durable_tid, info.records, info.cut_bytes);
+    else
+        fprintf(stderr, "mirrorkit dump: %s: opening this log would fail: %s: %s\n", path,
+                mk_errname(orc), mk_strerror(orc));
+    mk_logstore_free(ls);
+    mk_file_close(mf);
+    return rc ? rc : orc;
 }
 
 static int cmd_dump(int argc, char **argv)
@@ -707,55 +767,7 @@ static int cmd_dump(int argc, char **argv)
     mk_rcur_init(&mc, buf, len);
     mk_rcur_u32(&mc, &magic);
     if (magic == MK_LOG_MAGIC) {
-        /* A log store: show both header slots, then the records. */
-        uint32_t bs = 0;
-        uint64_t seq = 0, bestgen = 0;
-        int any = 0;
-        for (int s = 0; s < 2 && len >= (size_t)(s + 1) * MK_LOG_SLOT_LEN; s++) {
-            mk_rcur c;
-            uint32_t m, b;
-            uint16_t ver;
-            uint64_t gen, vol, nb, src, bcp, btid, nseq;
-            mk_rcur_init(&c, buf + s * MK_LOG_SLOT_LEN, MK_LOG_SLOT_LEN);
-            mk_rcur_u32(&c, &m);
-            mk_rcur_u16(&c, &ver);
-            mk_rcur_skip(&c, 2);
-            mk_rcur_u64(&c, &gen);
-            mk_rcur_u64(&c, &vol);
-            mk_rcur_u64(&c, &nb);
-            mk_rcur_u32(&c, &b);
-            mk_rcur_skip(&c, 4);
-            mk_rcur_u64(&c, &src);
-            mk_rcur_u64(&c, &bcp);
-            mk_rcur_u64(&c, &btid);
-            mk_rcur_u64(&c, &nseq);
-            if (m != MK_LOG_MAGIC) {
-                printf("@%d header slot %d: empty\n", s * MK_LOG_SLOT_LEN, s);
-                continue;
-            }
-            printf("@%d header slot %d: version=%u generation=%" PRIu64 " volume=0x%" PRIx64
-                   " nblocks=%" PRIu64 " block_size=%u source=0x%" PRIx64 " base_cp=%" PRIu64
-                   " base_tid=%" PRIu64 " next_seq=%" PRIu64 "\n",
-                   s * MK_LOG_SLOT_LEN, s, ver, gen, vol, nb, b, src, bcp, btid, nseq);
-            if (ver != MK_LOG_VERSION) {
-                fprintf(stderr, "mirrorkit dump: %s: offset %d: MK_EVERSION: %s\n", path,
-                        s * MK_LOG_SLOT_LEN + 4, mk_strerror(MK_EVERSION));
-                free(buf);
-                return EXIT_USAGE;
-            }
-            if (!any || gen > bestgen) {
-                any = 1;
-                bestgen = gen;
-                bs = b;
-                seq = nseq;
-            }
-        }
-        rc = len < MK_LOG_DATA_START ? MK_ETRUNC : 0;
-        if (rc)
-            fprintf(stderr, "mirrorkit dump: %s: offset %zu: MK_ETRUNC: log header cut short\n",
-                    path, len);
-        else
-            rc = dump_frames(path, buf, len, MK_LOG_DATA_START, bs, 1, seq);
+        rc = dump_log(path, buf, len);
     } else if (magic == MK_FRAME_MAGIC) {
         rc = dump_frames(path, buf, len, 0, 0, 0, 0);
     } else {

@@ -91,19 +91,27 @@ static int flush_log_acks(mk_dest *d)
 /* Copies the blocks of a committed CP from the log into the mirror and
  * makes them durable (section 7.4 steps 4-5).  Idempotent, so recovery may
  * repeat it after a crash at any point. */
-static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n,
-                         const staged *st)
+/* Copies the blocks of a committed CP from the log into the mirror and
+ * makes them durable (section 7.4 step 5).  Each block read back is hashed
+ * into the CP digest; it must come out as the digest computed from what
+ * was verified when the CP was staged (and recorded with the redo record),
+ * else the log was damaged after we wrote it.  Idempotent, so recovery may
+ * repeat it after a crash at any point. */
+static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_t digest)
 {
     uint32_t bs = d->id.block_size;
+    uint64_t dg = 0;
     int rc;
     for (uint64_t i = 0; i < n; i++) {
         if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)))
             return rc;
-        /* What is read back must be what was verified when it was staged;
-         * anything else is damage between our own write and read. */
-        if (st && mk_block_hash(d->block, bs) != st[i].hash)
-            return MK_ECORRUPT;
-        if ((rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)))
+        dg = mk_digest_step(dg, e[i].block, mk_block_hash(d->block, bs));
+    }
+    if (dg != digest)
+        return MK_ECORRUPT;
+    for (uint64_t i = 0; i < n; i++) {
+        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
+            (rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)))
             return rc;
     }
     return mk_file_sync(d->mirror);
@@ -125,11 +133,11 @@ static int size_mirror(mk_dest *d)
 static int recover(mk_dest *d)
 {
     mk_redo_entry *e = NULL;
-    uint64_t cp, n;
-    int rc = mk_logstore_pending_redo(d->log, &cp, &e, &n);
+    uint64_t cp, n, digest;
+    int rc = mk_logstore_pending_redo(d->log, &cp, &digest, &e, &n);
     if (rc <= 0)
         return rc;
-    if ((rc = ensure_block_buf(d)) == 0 && (rc = apply_entries(d, e, n, NULL)) == 0 &&
+    if ((rc = ensure_block_buf(d)) == 0 && (rc = apply_entries(d, e, n, digest)) == 0 &&
         (rc = mk_logstore_append_applied(d->log, cp)) == 0)
         rc = mk_logstore_sync(d->log);
     free(e);
@@ -371,7 +379,7 @@ static int apply_cp(mk_dest *d)
     if (rc == 0)
         rc = mk_logstore_sync(d->log);
     if (rc == 0)
-        rc = apply_entries(d, e, n, d->st);
+        rc = apply_entries(d, e, n, digest);
     free(e);
     if (rc == 0)
         rc = mk_logstore_append_applied(d->log, d->cp.cp);

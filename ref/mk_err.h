@@ -50,7 +50,8 @@
     X(ETIMEOUT, 34, "timed out")                                               \
     X(EREMOTE, 35, "peer reported a fatal error")                              \
     X(EBLOCKSIZE, 36, "block size is not a power of two in 512..65536")        \
-    X(ECORRUPT, 37, "file is corrupt")
+    X(ECORRUPT, 37, "file is corrupt")                                        \
+    X(ECPFULL, 38, "one CP cannot hold more dirty blocks: take a CP first")
 
 enum mk_err {
     MK_OK = 0,

@@ -55,12 +55,7 @@ static void header_encode(const mk_logstore *ls, uint64_t gen, uint8_t *out)
     mk_wcur_u64(&c, XXH3_64bits(out, MK_LOG_SLOT_LEN - 8));
 }
 
-typedef struct hdr {
-    uint64_t gen, base_cp, base_tid, next_seq, base_digest;
-    mk_log_ident id;
-} hdr;
-
-static int header_decode(const uint8_t *in, hdr *h)
+int mk_log_header_decode(const uint8_t *in, mk_log_header *h)
 {
     mk_rcur c;
     uint32_t magic;
@@ -80,7 +75,7 @@ static int header_decode(const uint8_t *in, hdr *h)
     mk_rcur_init(&c, in + 6, MK_LOG_SLOT_LEN - 6);
     if (mk_rcur_zero(&c, 2))
         return MK_ERESERVED;
-    mk_rcur_u64(&c, &h->gen);
+    mk_rcur_u64(&c, &h->generation);
     mk_rcur_u64(&c, &h->id.volume_id);
     mk_rcur_u64(&c, &h->id.nblocks);
     mk_rcur_u32(&c, &h->id.block_size);
@@ -269,59 +264,83 @@ static int read_record(mk_logstore *ls, uint64_t off, uint64_t size, mk_frame *f
     int rc = mk_file_read_exact(ls->f, h, sizeof h, off);
     if (rc)
         return rc;
-    uint64_t plen = mk_get_le64(h + 8) & 0xffffffffu;
+    mk_rcur hc;
+    uint32_t plen;
+    mk_rcur_init(&hc, h, sizeof h);
+    mk_rcur_skip(&hc, 8);
+    mk_rcur_u32(&hc, &plen);
     /* Judge the claimed length against the file before allocating, so a
      * corrupt length can never make us buffer more than the file holds. */
-    if (plen > left - MK_FRAME_OVERHEAD)
+    if ((uint64_t)plen > left - MK_FRAME_OVERHEAD)
         return MK_ETRUNC;
     mk_wcur wc;
     mk_buf_clear(&ls->scratch);
-    if ((rc = mk_buf_reserve(&ls->scratch, MK_FRAME_OVERHEAD + plen, &wc)))
+    size_t total = MK_FRAME_OVERHEAD + (size_t)plen;
+    if ((rc = mk_buf_reserve(&ls->scratch, total, &wc)))
         return rc;
-    if ((rc = mk_file_read_exact(ls->f, wc.buf, MK_FRAME_OVERHEAD + plen, off)))
+    if ((rc = mk_file_read_exact(ls->f, wc.buf, total, off)))
         return rc;
-    return mk_frame_decode(wc.buf, MK_FRAME_OVERHEAD + plen, plen, MK_FRAME_MAGIC,
-                           fr, used);
+    return mk_frame_decode(wc.buf, total, plen, MK_FRAME_MAGIC, fr, used);
 }
 
 /* After the record at off failed, decides whether it is the torn or stale
  * tail (nothing valid and newer follows: cut it) or damage inside the log
  * (a valid record with a sequence number >= seq follows: cutting would
- * silently drop committed data, so refuse with MK_ECORRUPT). */
+ * silently drop committed data, so refuse with MK_ECORRUPT).
+ *
+ * The search starts right after the failed record when its header is
+ * intact and its length fits the file, else one byte after its start (a
+ * damaged length must not hide what follows).  Every valid frame found is
+ * skipped whole, so bytes inside a record (client data can look like
+ * anything) are never taken for a record of their own. */
 static int probe_after(mk_logstore *ls, uint64_t off, uint64_t size, uint64_t seq)
 {
-    enum { PROBE_MAX = 256u << 20 };
-    uint8_t h[MK_HDR_LEN];
-    uint64_t start = off + 1;
-    /* A failed record whose header is intact is skipped whole, so bytes
-     * inside it (client data can look like anything) are never probed; if
-     * it runs past the end of the file it is the torn tail itself. */
-    if (size - off >= MK_HDR_LEN && mk_file_read_exact(ls->f, h, sizeof h, off) == 0 &&
-        mk_get_le64(h) % (1ull << 32) == MK_FRAME_MAGIC && h[4] == MK_PROTO_VERSION) {
-        uint64_t total = MK_FRAME_OVERHEAD + (mk_get_le64(h + 8) & 0xffffffffu);
-        if (total > size - off)
-            return 0;
-        start = off + total;
-    }
-    if (start >= size)
-        return 0;
-    uint64_t len = size - start > PROBE_MAX ? PROBE_MAX : size - start;
-    uint8_t *buf = malloc(len);
-    if (!buf)
+    enum { WINDOW = 1u << 20 };
+    uint8_t h[MK_HDR_LEN], *win = malloc(WINDOW + 3);
+    uint64_t p = off + 1;
+    int rc = 0;
+    if (!win)
         return MK_ENOMEM;
-    int rc = mk_file_read_exact(ls->f, buf, len, start);
-    for (uint64_t p = 0; rc == 0 && p + MK_FRAME_OVERHEAD <= len;) {
-        mk_frame fr;
-        size_t used;
-        if (mk_frame_decode(buf + p, len - p, len - p, MK_FRAME_MAGIC, &fr, &used) != 0) {
-            p++;
-            continue;
-        }
-        if (fr.seq >= seq)
-            rc = MK_ECORRUPT;
-        p += used; /* a stale record: skip it whole, as above */
+    if (size - off >= MK_HDR_LEN && mk_file_read_exact(ls->f, h, sizeof h, off) == 0) {
+        mk_rcur hc;
+        uint32_t magic, plen;
+        uint8_t ver;
+        mk_rcur_init(&hc, h, sizeof h);
+        mk_rcur_u32(&hc, &magic);
+        mk_rcur_u8(&hc, &ver);
+        mk_rcur_skip(&hc, 3);
+        mk_rcur_u32(&hc, &plen);
+        if (magic == MK_FRAME_MAGIC && ver == MK_PROTO_VERSION &&
+            MK_FRAME_OVERHEAD + (uint64_t)plen <= size - off)
+            p = off + MK_FRAME_OVERHEAD + plen;
     }
-    free(buf);
+    /* Windows of the file are searched for the magic; each candidate is
+     * then read and checked as a whole record straight from the file. */
+    while (rc == 0 && p + MK_FRAME_OVERHEAD <= size) {
+        uint64_t n = size - p < WINDOW + 3 ? size - p : WINDOW + 3;
+        if ((rc = mk_file_read_exact(ls->f, win, n, p)))
+            break;
+        uint64_t i = 0, next = p + (n > 3 ? n - 3 : n);
+        for (; i + 4 <= n; i++) {
+            mk_rcur mc;
+            uint32_t magic;
+            mk_rcur_init(&mc, win + i, 4);
+            if (mk_rcur_u32(&mc, &magic) || magic != MK_FRAME_MAGIC)
+                continue;
+            mk_frame fr;
+            size_t used;
+            if (read_record(ls, p + i, size, &fr, &used) != 0)
+                continue;
+            if (fr.seq >= seq) {
+                rc = MK_ECORRUPT;
+                break;
+            }
+            next = p + i + used; /* a stale record: skip it whole */
+            break;
+        }
+        p = next;
+    }
+    free(win);
     return rc;
 }
 
@@ -385,13 +404,13 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
         ls->end = MK_LOG_DATA_START;
     } else {
         uint8_t slots[2][MK_LOG_SLOT_LEN];
-        hdr h[2];
+        mk_log_header h[2];
         int r[2];
         if ((rc = mk_file_read_block(f, slots, sizeof slots, 0)))
             goto fail;
-        r[0] = header_decode(slots[0], &h[0]);
-        r[1] = header_decode(slots[1], &h[1]);
-        int pick = r[0] == 0 && (r[1] != 0 || h[0].gen >= h[1].gen) ? 0
+        r[0] = mk_log_header_decode(slots[0], &h[0]);
+        r[1] = mk_log_header_decode(slots[1], &h[1]);
+        int pick = r[0] == 0 && (r[1] != 0 || h[0].generation >= h[1].generation) ? 0
                    : r[1] == 0                                       ? 1
                                                                      : -1;
         if (pick < 0) {
@@ -401,7 +420,7 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
             goto fail;
         }
         ls->cur_slot = pick;
-        ls->gen = h[pick].gen;
+        ls->gen = h[pick].generation;
         ls->id = h[pick].id;
         ls->base_cp = ls->last_cp = ls->applied_cp = h[pick].base_cp;
         ls->base_tid = ls->covers_tid = ls->durable_tid = h[pick].base_tid;
@@ -631,8 +650,8 @@ int mk_logstore_read(mk_logstore *ls, uint64_t off, void *buf, uint32_t n)
     return mk_file_read_exact(ls->f, buf, n, off);
 }
 
-int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, mk_redo_entry **out,
-                             uint64_t *n)
+int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, uint64_t *digest,
+                             mk_redo_entry **out, uint64_t *n)
 {
     mk_frame fr;
     size_t used;
@@ -644,7 +663,8 @@ int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, mk_redo_entry **out,
         return rc;
     mk_rcur_init(&c, fr.payload, fr.len);
     mk_rcur_u64(&c, cp);
-    mk_rcur_skip(&c, 16);
+    mk_rcur_skip(&c, 8);
+    mk_rcur_u64(&c, digest);
     mk_rcur_u64(&c, n);
     mk_redo_entry *e = malloc((*n ? *n : 1) * sizeof *e);
     if (!e)

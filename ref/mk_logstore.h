@@ -85,9 +85,19 @@ int mk_logstore_find_slot(const mk_logstore *ls, uint64_t tid, uint32_t slot,
 int mk_logstore_read(mk_logstore *ls, uint64_t off, void *buf, uint32_t n);
 
 /* The committed-but-unapplied CP found by the scan, if any: returns 1 and
- * an allocated entry array (caller frees) or 0 when nothing is pending. */
-int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, mk_redo_entry **e,
-                             uint64_t *n);
+ * an allocated entry array (caller frees) plus the CP digest recorded with
+ * it, or 0 when nothing is pending. */
+int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, uint64_t *digest,
+                             mk_redo_entry **e, uint64_t *n);
+
+/* One decoded header slot (section 7.3), for tools that show a log. */
+typedef struct mk_log_header {
+    uint64_t generation, base_cp, base_tid, next_seq, base_digest;
+    mk_log_ident id;
+} mk_log_header;
+/* Decodes and validates one 128-byte slot: MK_EMAGIC, MK_EVERSION,
+ * MK_ECHECKSUM, MK_ERESERVED or MK_ECORRUPT when it is not a valid slot. */
+int mk_log_header_decode(const uint8_t *slot, mk_log_header *h);
 
 /* Transfers with tid > after, in order, for promotion (section 8.4). */
 typedef int (*mk_transfer_fn)(void *ctx, uint64_t tid, uint64_t offset,

@@ -624,6 +624,15 @@ static int log_piece(mk_source *s, uint64_t off, const uint8_t *data, uint32_t l
     return s->state == S_READY ? emit_transfer(s, &x) : 0;
 }
 
+/* How many blocks of [off, off+len) are not dirty yet. */
+static uint64_t new_dirty(const mk_source *s, uint64_t off, uint32_t len)
+{
+    uint64_t n = 0, v, bs = s->cfg.block_size;
+    for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
+        n += !mk_map_get(&s->dmap, b, &v);
+    return n;
+}
+
 int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
                     uint64_t now, uint64_t *wid)
 {
@@ -640,9 +649,11 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
     int logged = s->cfg.mode != MK_MODE_ASYNC;
     if (logged && s->unacked_bytes && s->unacked_bytes + len > s->cfg.max_lag)
         return MK_EAGAIN;
-    /* One CP holds at most MK_MAX_CP_BLOCKS blocks: take a CP first. */
-    if (s->dv_len + (off % bs + len + bs - 1) / bs > MK_MAX_CP_BLOCKS)
-        return MK_EAGAIN;
+    /* One CP holds at most MK_MAX_CP_BLOCKS blocks: the caller must take a
+     * CP before a write that would dirty more. */
+    if (s->dv_len + (off % bs + len + bs - 1) / bs > MK_MAX_CP_BLOCKS &&
+        new_dirty(s, off, len) > MK_MAX_CP_BLOCKS - s->dv_len)
+        return MK_ECPFULL;
     if ((rc = copy_on_write(s, off / bs, (off + len - 1) / bs)))
         return fail(s, rc);
     if ((rc = mk_file_pwrite(s->store, data, len, off)))

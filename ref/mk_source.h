@@ -58,7 +58,9 @@ void mk_source_disconnect(mk_source *s);
 
 /* A client write of len bytes at byte offset off.  *wid receives its write
  * ID; it is acknowledged once mk_source_acked() >= *wid (section 5).
- * MK_EAGAIN: the lag bound is reached and nothing was done. */
+ * MK_EAGAIN: the lag bound is reached (wait for acknowledgements);
+ * MK_ECPFULL: one CP cannot hold the blocks it would dirty (take a CP);
+ * in both cases nothing was done. */
 int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
                     uint64_t now, uint64_t *wid);
 /* Starts CP number mk_source_cp_acked()+1.  MK_EAGAIN while a CP is in

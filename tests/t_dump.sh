@@ -43,6 +43,21 @@ $M dump "$d/nope" 2>"$d/err"; rc=$?
 $M demo --transport pipe --blocks 512 --cps 2 --writes 30 --keep >"$d/keep.txt" || fail "pipe demo"
 kd=$(sed -n 's/^destination files kept in //p' "$d/keep.txt")
 $M dump "$kd/dest.log" >"$d/log.txt" || fail "dump of a log exited $?"
-grep -q "^@0 header slot 0: version=1" "$d/log.txt" || fail "log header: $(head -2 "$d/log.txt")"
+grep -q "^@0 header slot 0: generation=" "$d/log.txt" || fail "log header: $(head -2 "$d/log.txt")"
+grep -q "^# open: ok: last CP 2" "$d/log.txt" || fail "open verdict: $(tail -1 "$d/log.txt")"
+# A log with live records: replay the first half of the recorded stream
+# into a fresh destination.  Then tear its last record: dump reports
+# MK_ETORN where the valid records end, exit 2, the open verdict says the
+# tail would be cut, and the file itself is not changed.
+half=$(( $(stat -c %s "$d/s.rec") / 2 ))
+head -c $half "$d/s.rec" | $M dest --stdio --image "$d/h.img" --log "$d/h.log" >/dev/null 2>&1
+$M dump "$d/h.log" >"$d/h.txt" || fail "dump of a live log exited $?"
+grep -q " R_TRANSFER " "$d/h.txt" || fail "no transfer records in the live log"
+size=$(stat -c %s "$d/h.log")
+head -c $((size - 5)) "$d/h.log" >"$d/torn.log"
+$M dump "$d/torn.log" >"$d/torn.txt" 2>"$d/err"; rc=$?
+[ $rc -eq 2 ] && grep -q "MK_ETORN: valid records end here" "$d/err" &&
+    grep -q "tail bytes would be cut" "$d/torn.txt" || fail "torn log: $rc $(cat "$d/err")"
+[ "$(stat -c %s "$d/torn.log")" = $((size - 5)) ] || fail "dump changed the file"
 rm -rf "$kd"
 echo "ok: dump decodes streams and logs, reports bad input at its offset"
