@@ -44,7 +44,7 @@ $(B)/libmirrorkit.a: $(LIB_OBJS)
 $(MIRRORKIT): $(BIN_OBJS) $(B)/libmirrorkit.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS_MK)
 
-$(B)/tests/%: tests/%.c tests/mk_test.h $(B)/libmirrorkit.a $(wildcard ref/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmirrorkit.a $(wildcard ref/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(B)/libmirrorkit.a $(CHECK_LIBS) $(LDLIBS_MK)
 

@@ -364,7 +364,8 @@ static int apply_cp(mk_dest *d)
     uint64_t digest = 0, n = d->nst;
     if ((rc = flush_log_acks(d)))
         return rc;
-    qsort(d->st, n, sizeof *d->st, cmp_staged);
+    if (n) /* an empty CP may have no staging array at all */
+        qsort(d->st, n, sizeof *d->st, cmp_staged);
     mk_redo_entry *e = malloc((n ? n : 1) * sizeof *e);
     if (!e)
         return fail_storage(d, MK_ENOMEM, "redo record");

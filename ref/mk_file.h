@@ -37,7 +37,9 @@ struct mk_file {
     char name[48]; /* fault-point prefix, e.g. "ref/dest/log" */
 };
 
-/* A memory file; starts empty. */
+/* A memory file; starts empty.  It is sparse: its memory grows with the
+ * bytes written, never with its size or the highest offset written, so the
+ * simulator can hold a 1 TiB volume of which a few MiB were written. */
 int mk_file_mem(const char *name, mk_file **out);
 /*
  * Crash simulation for the memory backend.  Files that share a crash clock

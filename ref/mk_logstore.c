@@ -375,17 +375,23 @@ static int scan(mk_logstore *ls, uint64_t size)
     return 0;
 }
 
-/* A log whose creation was cut short by a crash: no record, and header
- * slots never written (all zero).  It holds nothing, so it is fresh. */
+/* A log whose creation was cut short by a crash: no room for a record,
+ * slot 1 never written (all zero; the first header always goes to slot 0)
+ * and slot 0 never written or torn - a prefix of a header, so its magic or
+ * its checksum fails (a wrong version or a bad field under a good checksum
+ * is something else and stays an error).  It holds nothing - no record, so
+ * nothing was ever acknowledged - and is treated as fresh. */
 static int never_initialised(mk_file *f, uint64_t size)
 {
     uint8_t buf[MK_LOG_DATA_START];
+    mk_log_header h;
     if (size > MK_LOG_DATA_START || mk_file_read_block(f, buf, sizeof buf, 0))
         return 0;
-    for (size_t i = 0; i < sizeof buf; i++)
+    for (size_t i = MK_LOG_SLOT_LEN; i < sizeof buf; i++)
         if (buf[i])
             return 0;
-    return 1;
+    int rc = mk_log_header_decode(buf, &h);
+    return rc == MK_EMAGIC || rc == MK_ECHECKSUM;
 }
 
 int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)

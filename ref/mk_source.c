@@ -711,7 +711,8 @@ int mk_source_cp(mk_source *s, uint64_t now)
         return MK_EAGAIN;
     if ((rc = mk_file_sync(s->store)))
         return fail(s, rc);
-    qsort(s->dv, s->dv_len, sizeof *s->dv, desc_cmp);
+    if (s->dv_len) /* an empty CP may have no descriptor array at all */
+        qsort(s->dv, s->dv_len, sizeof *s->dv, desc_cmp);
     cprec *cr = calloc(s->dv_len ? s->dv_len : 1, sizeof *cr);
     if (!cr)
         return fail(s, MK_ENOMEM);
