@@ -1,5 +1,7 @@
 #!/bin/sh
-# The destination's files as an operator meets them.
+# The destination's files as an operator meets them, driven through the
+# source-under-test interface of SPEC.md 10.2 (client commands on stdin,
+# "ack N" / "cp-ack K" / "error MK_NAME" answers on stdout).
 #  - SPEC.md 8.4 / I2: in sync mode every acknowledged write survives the
 #    loss of the source: promotion replays the log after the last CP onto
 #    the image, which then equals everything the source acknowledged.
@@ -59,3 +61,15 @@ wait $dpid
 grep -q "destination reported MK_EDIVERGED" "$d/src2.out" || fail "$(tail -2 "$d/src2.out")"
 [ "$(cksum <"$d/m.img")" = "$sum" ] || fail "refused session changed the image"
 echo "ok: non-empty image with a new log refused with MK_EDIVERGED, untouched"
+
+# SPEC.md 10.2: a malformed command line is answered "error MK_EUSAGE",
+# exit 2, after the writes before it were acknowledged.
+rm -f "$d/m.img" "$d/d.log"
+start_dest
+printf 'write 0 %s\nwrite 512 zz\ncp\n' "$(hex 11 512)" |
+    $M source --connect 127.0.0.1:$port --blocks 16 --script - >"$d/acks" 2>"$d/src.err"; rc=$?
+wait $dpid
+[ $rc -eq 2 ] || fail "bad script line: exit $rc, want 2"
+[ "$(cat "$d/acks")" = "$(printf 'ack 1\nerror MK_EUSAGE')" ] || fail "answers: $(cat "$d/acks")"
+grep -q "script line 2: MK_EUSAGE" "$d/src.err" || fail "$(cat "$d/src.err")"
+echo "ok: a bad script line is named with its line number, exit 2"
