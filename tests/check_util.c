@@ -45,7 +45,7 @@ START_TEST(test_s12_error_table_roundtrip)
     } while (0);
     MK_ERRNO_MAP(CHECK_ENTRY)
 #undef CHECK_ENTRY
-    ck_assert_int_eq(n, 37);
+    ck_assert_int_eq(n, 38);
 }
 END_TEST
 
@@ -61,7 +61,7 @@ START_TEST(test_s12_wire_values_fixed)
         "ESLOT",     "EREFHASH",  "ECP",      "EDUPBLOCK", "ECOUNT",
         "EMODE",     "EAGAIN",    "ECLOSED",  "ETORN",     "ELOGLOST",
         "EDIVERGED", "EDIGEST",   "EUSAGE",   "EVERIFY",   "ETIMEOUT",
-        "EREMOTE",   "EBLOCKSIZE", "ECORRUPT",
+        "EREMOTE",   "EBLOCKSIZE", "ECORRUPT", "ECPFULL",
     };
     for (int v = 1; v < (int)(sizeof names / sizeof names[0]); v++) {
         ck_assert_msg(mk_errbyname(names[v]) == -v, "%s is not wire value %d", names[v], v);
@@ -99,7 +99,7 @@ START_TEST(test_s12_unknown_codes)
 {
     ck_assert_str_eq(mk_strerror(MK_OK), "success");
     ck_assert_str_eq(mk_errname(MK_OK), "MK_OK");
-    static const int unknown[] = {-38, -39, -100, 1, 5, 37, INT_MIN, INT_MAX};
+    static const int unknown[] = {-39, -40, -100, 1, 5, 38, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         ck_assert_str_eq(mk_strerror(unknown[i]), "unknown error");
         ck_assert_str_eq(mk_errname(unknown[i]), "MK_EUNKNOWN");
@@ -1105,6 +1105,488 @@ START_TEST(test_s0_file_mem_written)
 }
 END_TEST
 
+/* ---- mk_file: sparse memory files (6.4) --------------------------------------- */
+
+/*
+ * The simulator keeps a whole volume, its mirror and the log in memory
+ * files, so a memory file must grow with the bytes written and never with
+ * its size (section 6.4): a 1 TiB volume with a few blocks written has to
+ * fit in a few MiB.  These tests also pin the crash semantics of the sparse
+ * representation: sync copies only what changed, and no byte dropped by a
+ * truncation may come back after a regrowth or a crash.
+ */
+
+/* The resident set size of this process in bytes, from /proc/self/statm;
+ * 0 where there is no /proc, which turns the memory checks into no-ops. */
+static uint64_t rss_bytes(void)
+{
+    FILE *fp = fopen("/proc/self/statm", "r");
+    unsigned long long vsize = 0, resident = 0;
+    if (!fp)
+        return 0;
+    if (fscanf(fp, "%llu %llu", &vsize, &resident) != 2)
+        resident = 0;
+    fclose(fp);
+    return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Asserts that n bytes at off (all inside the file) read as zeros. */
+static void assert_zeros(mk_file *f, uint64_t off, size_t n)
+{
+    uint8_t r[4096];
+    while (n) {
+        size_t k = n < sizeof r ? n : sizeof r;
+        memset(r, 0xAA, k);
+        ck_assert_int_eq(mk_file_read_exact(f, r, k, off), 0);
+        for (size_t i = 0; i < k; i++)
+            if (r[i] != 0)
+                ck_abort_msg("byte %llu is %u, not zero", (unsigned long long)(off + i), r[i]);
+        off += k;
+        n -= k;
+    }
+}
+
+/* Asserts that n bytes at off read back as fill_pat(.., base). */
+static void assert_pat(mk_file *f, uint64_t off, size_t n, uint64_t base)
+{
+    uint8_t r[4096], w[4096];
+    while (n) {
+        size_t k = n < sizeof r ? n : sizeof r;
+        fill_pat(w, k, base);
+        ck_assert_int_eq(mk_file_read_exact(f, r, k, off), 0);
+        if (memcmp(r, w, k) != 0)
+            ck_abort_msg("bytes at %llu differ from the pattern", (unsigned long long)off);
+        off += k;
+        n -= k;
+        base += k;
+    }
+}
+
+/* A 1 TiB file with a few scattered 4 KiB blocks written costs the blocks,
+ * not the size: truncating up to 1 TiB allocates nothing. */
+START_TEST(test_s6_4_mem_file_tib_sparse)
+{
+    const uint64_t tib = UINT64_C(1) << 40;
+    const uint64_t offs[] = {
+        0,
+        UINT64_C(4096) * 12345,
+        (tib / 3) & ~UINT64_C(4095),
+        tib / 2 + 4096 * 7,
+        tib - 3 * 4096 - 1000, /* unaligned: straddles two 4 KiB blocks */
+        tib - 4096,            /* the last 4 KiB of the file */
+    };
+    const size_t nw = sizeof offs / sizeof offs[0];
+    uint64_t before = rss_bytes();
+    mk_file *f;
+    uint8_t w[4096], r[8192];
+    ck_assert_int_eq(mk_file_mem("test/tib", &f), 0);
+    ck_assert_int_eq(mk_file_truncate(f, tib), 0);
+    ck_assert_uint_eq(fsize(f), tib);
+    for (size_t i = 0; i < nw; i++) {
+        fill_pat(w, sizeof w, 1000 * i);
+        ck_assert_int_eq(mk_file_pwrite(f, w, sizeof w, offs[i]), 0);
+    }
+    ck_assert_uint_eq(fsize(f), tib); /* writes inside the size never extend it */
+    ck_assert_uint_eq(mk_file_mem_written(f), nw * 4096);
+    for (size_t i = 0; i < nw; i++) {
+        assert_pat(f, offs[i], 4096, 1000 * i);
+        /* the holes around each block read as zeros */
+        if (offs[i] >= 4096)
+            assert_zeros(f, offs[i] - 4096, 4096);
+        if (offs[i] + 2 * 4096 <= tib)
+            assert_zeros(f, offs[i] + 4096, 4096);
+    }
+    /* a large hole in the middle reads as zeros */
+    assert_zeros(f, tib / 4 + 12345, 1 << 20);
+    /* reads stop at the end of the file */
+    ck_assert_int_eq(mk_file_pread(f, r, sizeof r, tib - 4096), 4096);
+    fill_pat(w, sizeof w, 1000 * (nw - 1));
+    ck_assert_mem_eq(r, w, 4096);
+    ck_assert_int_eq(mk_file_pread(f, r, 1, tib), 0);
+    ck_assert_int_eq(mk_file_pread(f, r, 1, tib - 1), 1);
+    uint64_t after = rss_bytes();
+    ck_assert_msg(after < before + (UINT64_C(64) << 20),
+                  "RSS grew by %llu bytes for %zu blocks written",
+                  (unsigned long long)(after - before), nw);
+    mk_file_close(f);
+}
+END_TEST
+
+/* Writes that straddle 4 KiB and 64 KiB boundaries (the plausible page and
+ * chunk sizes of a sparse file) land exactly where a flat file puts them. */
+START_TEST(test_s6_4_mem_file_page_boundaries)
+{
+    enum { SPAN = 3 * 65536 + 5000 };
+    static const struct {
+        uint32_t off, len;
+    } ws[] = {
+        {4095, 2},                          /* across the first 4 KiB boundary */
+        {8191, 4098},                       /* last byte of a page, past two boundaries */
+        {65536 - 3, 7},                     /* across the first 64 KiB boundary */
+        {2 * 65536 - 4096 - 10, 4096 + 20}, /* a whole page and both neighbours' edges */
+        {100, 3 * 65536},                   /* many pages, unaligned at both ends */
+        {65536, 65536},                     /* exactly one aligned 64 KiB span */
+        {3 * 65536 + 4000, 1000},           /* extends the file across a boundary */
+        {12288, 4096},                      /* exactly one aligned page */
+    };
+    uint8_t *model = calloc(1, SPAN), *w = malloc(SPAN), *r = malloc(SPAN);
+    ck_assert(model && w && r);
+    uint64_t size = 0;
+    mk_file *f;
+    ck_assert_int_eq(mk_file_mem("test/pages", &f), 0);
+    for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+        fill_pat(w, ws[i].len, 37 * i + ws[i].off);
+        ck_assert_int_eq(mk_file_pwrite(f, w, ws[i].len, ws[i].off), 0);
+        memcpy(model + ws[i].off, w, ws[i].len);
+        if (ws[i].off + ws[i].len > size)
+            size = ws[i].off + ws[i].len;
+        ck_assert_uint_eq(fsize(f), size);
+        memset(r, 0xEE, SPAN);
+        ck_assert_int_eq(mk_file_pread(f, r, SPAN, 0), (long)size);
+        ck_assert_msg(memcmp(r, model, size) == 0, "contents differ after write %zu", i);
+        /* reads that straddle the same boundaries */
+        for (uint64_t at = 4090; at + 10000 <= size; at += 65536 - 7) {
+            ck_assert_int_eq(mk_file_read_exact(f, r, 10000, at), 0);
+            ck_assert_int_eq(memcmp(r, model + at, 10000), 0);
+        }
+    }
+    ck_assert_uint_eq(size, SPAN);
+    free(model);
+    free(w);
+    free(r);
+    mk_file_close(f);
+}
+END_TEST
+
+/* Shrinking drops the bytes past the cut wherever it falls (mid-page, on a
+ * page or chunk boundary, on a huge file), and regrowth by truncate or by a
+ * later write reads zeros there. */
+START_TEST(test_s6_4_mem_file_truncate_regrow_zeros)
+{
+    const uint64_t tib = UINT64_C(1) << 40;
+    enum { LEN = 300000 };
+    mk_file *f;
+    uint8_t *w = malloc(LEN);
+    ck_assert_ptr_nonnull(w);
+    fill_pat(w, LEN, 5);
+    ck_assert_int_eq(mk_file_mem("test/cut", &f), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w, LEN, 0), 0);
+
+    static const uint64_t cuts[] = {70001, 65536, 4096 * 3, 4095, 1, 0};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        uint64_t cut = cuts[i];
+        ck_assert_int_eq(mk_file_truncate(f, cut), 0);
+        ck_assert_uint_eq(fsize(f), cut);
+        assert_pat(f, 0, cut, 5);
+        /* regrow by truncate: zeros */
+        ck_assert_int_eq(mk_file_truncate(f, LEN), 0);
+        assert_pat(f, 0, cut, 5);
+        assert_zeros(f, cut, LEN - cut);
+        /* cut again and regrow by a write far past the cut: zeros between */
+        ck_assert_int_eq(mk_file_truncate(f, cut), 0);
+        ck_assert_int_eq(mk_file_pwrite(f, "Z", 1, LEN - 1), 0);
+        ck_assert_uint_eq(fsize(f), LEN);
+        assert_pat(f, 0, cut, 5);
+        assert_zeros(f, cut, LEN - 1 - cut);
+        /* put the pattern back for the next, smaller cut */
+        ck_assert_int_eq(mk_file_pwrite(f, w, LEN, 0), 0);
+    }
+
+    /* a huge file with data at both ends, cut small and regrown */
+    ck_assert_int_eq(mk_file_truncate(f, tib), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w, 8192, tib - 8192), 0);
+    ck_assert_int_eq(mk_file_truncate(f, 5000), 0);
+    ck_assert_uint_eq(fsize(f), 5000);
+    assert_pat(f, 0, 5000, 5);
+    ck_assert_int_eq(mk_file_truncate(f, tib), 0);
+    assert_zeros(f, 5000, LEN - 5000);
+    assert_zeros(f, tib - 8192, 8192);
+    /* cutting inside the huge hole keeps the data before it */
+    ck_assert_int_eq(mk_file_pwrite(f, w, 4096, tib / 2), 0);
+    ck_assert_int_eq(mk_file_truncate(f, tib / 2 + 100), 0);
+    assert_pat(f, tib / 2, 100, 5);
+    ck_assert_int_eq(mk_file_truncate(f, tib), 0);
+    assert_zeros(f, tib / 2 + 100, 4096 - 100);
+    assert_pat(f, 0, 5000, 5);
+    free(w);
+    mk_file_close(f);
+}
+END_TEST
+
+/* Crash after sync and further writes restores exactly the synced state; a
+ * truncation after the sync is undone by the crash; a truncation that was
+ * synced stays, and the dropped bytes never come back. */
+START_TEST(test_s6_4_mem_file_crash_dirty_sync)
+{
+    const uint64_t far = UINT64_C(1) << 32;
+    mk_crash_clock clk;
+    memset(&clk, 0, sizeof clk);
+    mk_file *f;
+    uint8_t *w = malloc(200000);
+    ck_assert_ptr_nonnull(w);
+    fill_pat(w, 200000, 11);
+    ck_assert_int_eq(mk_file_mem_crashable("test/crash", &clk, &f), 0);
+
+    /* state A: 200000 bytes at 0 and one block far away, synced */
+    ck_assert_int_eq(mk_file_pwrite(f, w, 200000, 0), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w, 4096, far), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    /* then: part of a page, a span across pages, a new page, an extension */
+    ck_assert_int_eq(mk_file_pwrite(f, "BBBB", 4, 10), 0);
+    memset(w + 100000, 'C', 9000);
+    ck_assert_int_eq(mk_file_pwrite(f, w + 100000, 9000, 65536 - 4500), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w + 100000, 4096, far / 2), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w + 100000, 4096, 2 * far), 0);
+    ck_assert_uint_eq(fsize(f), 2 * far + 4096);
+    fill_pat(w, 200000, 11);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), far + 4096);
+    assert_pat(f, 0, 200000, 11);
+    assert_zeros(f, far / 2, 4096);
+    assert_pat(f, far, 4096, 11);
+
+    /* after a crash the file carries on: sync, write, crash again */
+    ck_assert_int_eq(mk_file_pwrite(f, "DDDD", 4, 65534), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, "EEEE", 4, 65534), 0);
+    mk_file_mem_crash(f);
+    uint8_t r[4];
+    ck_assert_int_eq(mk_file_read_exact(f, r, 4, 65534), 0);
+    ck_assert_mem_eq(r, "DDDD", 4);
+    ck_assert_int_eq(mk_file_pwrite(f, w + 65534, 4, 65534), 0); /* back to the pattern */
+    ck_assert_int_eq(mk_file_sync(f), 0);
+
+    /* a truncation after the sync is undone by the crash */
+    ck_assert_int_eq(mk_file_truncate(f, 5000), 0);
+    ck_assert_uint_eq(fsize(f), 5000);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), far + 4096);
+    assert_pat(f, 0, 200000, 11);
+    assert_pat(f, far, 4096, 11);
+
+    /* a synced truncation stays, and regrowth then crash reads zeros */
+    ck_assert_int_eq(mk_file_truncate(f, 70001), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    ck_assert_int_eq(mk_file_truncate(f, 200000), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, w, 4096, far), 0);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), 70001);
+    assert_pat(f, 0, 70001, 11);
+    ck_assert_int_eq(mk_file_truncate(f, 200000), 0);
+    assert_zeros(f, 70001, 200000 - 70001);
+    ck_assert_int_eq(mk_file_pwrite(f, "F", 1, far), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), far + 1);
+    assert_pat(f, 0, 70001, 11);
+    assert_zeros(f, 70001, 200000 - 70001);
+    assert_zeros(f, far - 4096, 4096);
+
+    /* pages written and dropped between two syncs leave nothing behind */
+    ck_assert_int_eq(mk_file_pwrite(f, w, 8192, far + 1000), 0);
+    ck_assert_int_eq(mk_file_truncate(f, 100000), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    ck_assert_int_eq(mk_file_truncate(f, far + 10000), 0);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), 100000);
+    ck_assert_int_eq(mk_file_truncate(f, far + 10000), 0);
+    assert_zeros(f, far - 4096, 14096);
+    assert_pat(f, 0, 70001, 11);
+    free(w);
+    mk_file_close(f);
+}
+END_TEST
+
+/* A torn write across a page (and chunk) boundary persists exactly its
+ * first `tear` bytes, in the live image at once and after the crash. */
+START_TEST(test_s6_4_mem_file_torn_write_page_boundary)
+{
+    mk_crash_clock clk;
+    memset(&clk, 0, sizeof clk);
+    clk.limit = 4;
+    clk.tear = 300;
+    mk_file *f;
+    uint8_t p[70000], q[200], t[5000], r[5000];
+    fill_pat(p, sizeof p, 1);
+    fill_pat(q, sizeof q, 101);
+    fill_pat(t, sizeof t, 202);
+    ck_assert_int_eq(mk_file_mem_crashable("test/torn", &clk, &f), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, p, sizeof p, 0), 0);          /* tick 1 */
+    ck_assert_int_eq(mk_file_sync(f), 0);                            /* tick 2 */
+    ck_assert_int_eq(mk_file_pwrite(f, q, sizeof q, 3 * 4096 - 50), 0); /* 3: lost */
+    /* tick 4 dies; its first 300 bytes cross 4 KiB and 64 KiB boundaries */
+    ck_assert_int_eq(mk_file_pwrite(f, t, sizeof t, 65536 - 150), MK_EIO);
+    ck_assert_int_ne(clk.dead, 0);
+    ck_assert_uint_eq(fsize(f), sizeof p);
+    ck_assert_int_eq(mk_file_read_exact(f, r, 300, 65536 - 150), 0);
+    ck_assert_mem_eq(r, t, 300);
+    ck_assert_int_eq(mk_file_read_exact(f, r, 200, 3 * 4096 - 50), 0);
+    ck_assert_mem_eq(r, q, 200);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), sizeof p);
+    ck_assert_int_eq(mk_file_read_exact(f, r, 300, 65536 - 150), 0);
+    ck_assert_mem_eq(r, t, 300);
+    ck_assert_int_eq(mk_file_read_exact(f, r, 200, 3 * 4096 - 50), 0);
+    ck_assert_mem_eq(r, p + 3 * 4096 - 50, 200); /* the unsynced write is gone */
+    ck_assert_int_eq(mk_file_read_exact(f, r, 1000, 65536 + 150), 0);
+    ck_assert_mem_eq(r, p + 65536 + 150, 1000);   /* the rest of t never landed */
+    assert_pat(f, 0, 3 * 4096 - 50, 1);
+    mk_file_close(f);
+
+    /* a torn write that extends a never-synced file across boundaries */
+    memset(&clk, 0, sizeof clk);
+    clk.limit = 1;
+    clk.tear = 5000;
+    uint8_t big[9000];
+    fill_pat(big, sizeof big, 303);
+    ck_assert_int_eq(mk_file_mem_crashable("test/torn", &clk, &f), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, big, sizeof big, 4000), MK_EIO);
+    ck_assert_uint_eq(fsize(f), 9000);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), 9000);
+    assert_zeros(f, 0, 4000);
+    ck_assert_int_eq(mk_file_read_exact(f, r, 5000, 4000), 0);
+    ck_assert_mem_eq(r, big, 5000);
+    mk_file_close(f);
+}
+END_TEST
+
+/* Syncing a 1 TiB crashable file after each of many scattered block writes
+ * costs the blocks, not the size: a sync that copied or scanned the whole
+ * file could not finish, and memory stays small. */
+START_TEST(test_s6_4_mem_file_sync_cost_dirty_pages)
+{
+    const uint64_t tib = UINT64_C(1) << 40;
+    enum { N = 2000 };
+    mk_crash_clock clk;
+    memset(&clk, 0, sizeof clk);
+    uint64_t before = rss_bytes();
+    mk_file *f;
+    uint8_t w[4096];
+    ck_assert_int_eq(mk_file_mem_crashable("test/synccost", &clk, &f), 0);
+    ck_assert_int_eq(mk_file_truncate(f, tib), 0);
+    ck_assert_int_eq(mk_file_sync(f), 0);
+    /* block i goes to block number i * odd mod 2^28: distinct blocks */
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t off = ((i * UINT64_C(2654435761)) & ((UINT64_C(1) << 28) - 1)) * 4096;
+        fill_pat(w, sizeof w, i);
+        ck_assert_int_eq(mk_file_pwrite(f, w, sizeof w, off), 0);
+        ck_assert_int_eq(mk_file_sync(f), 0);
+    }
+    /* one more, unsynced, on top of a synced block */
+    memset(w, 'X', sizeof w);
+    ck_assert_int_eq(mk_file_pwrite(f, w, sizeof w, 0), 0);
+    mk_file_mem_crash(f);
+    ck_assert_uint_eq(fsize(f), tib);
+    for (uint64_t i = 0; i < N; i += 97) {
+        uint64_t off = ((i * UINT64_C(2654435761)) & ((UINT64_C(1) << 28) - 1)) * 4096;
+        assert_pat(f, off, 4096, i);
+    }
+    uint64_t after = rss_bytes();
+    ck_assert_msg(after < before + (UINT64_C(64) << 20), "RSS grew by %llu bytes",
+                  (unsigned long long)(after - before));
+    mk_file_close(f);
+}
+END_TEST
+
+/* The 2^48-byte limit still holds, and is reachable without memory. */
+START_TEST(test_s6_4_mem_file_max_size_edge)
+{
+    const uint64_t max = UINT64_C(1) << 48;
+    mk_file *f;
+    uint8_t r[2];
+    ck_assert_int_eq(mk_file_mem("test/max", &f), 0);
+    ck_assert_int_eq(mk_file_pwrite(f, "Q", 1, max - 1), 0);
+    ck_assert_uint_eq(fsize(f), max);
+    ck_assert_int_eq(mk_file_pread(f, r, 2, max - 1), 1);
+    ck_assert_uint_eq(r[0], 'Q');
+    ck_assert_int_eq(mk_file_pwrite(f, "Q", 1, max), MK_ENOSPC);
+    ck_assert_int_eq(mk_file_pwrite(f, "QQ", 2, max - 1), MK_ENOSPC);
+    ck_assert_int_eq(mk_file_truncate(f, max + 1), MK_ENOSPC);
+    ck_assert_uint_eq(fsize(f), max);
+    ck_assert_int_eq(mk_file_truncate(f, 1), 0);
+    ck_assert_int_eq(mk_file_truncate(f, max), 0);
+    ck_assert_int_eq(mk_file_pread(f, r, 2, max - 1), 1);
+    ck_assert_uint_eq(r[0], 0);
+    ck_assert_uint_eq(mk_file_mem_written(f), 1);
+    mk_file_close(f);
+}
+END_TEST
+
+/* Random writes, reads, truncations, syncs and crashes, with offsets drawn
+ * near 4 KiB and 64 KiB boundaries, against a flat model of the live and
+ * the durable image. */
+START_TEST(test_s6_4_mem_file_random_ops_match_model)
+{
+    enum { SPAN = 1 << 19, OPS = 3000 };
+    uint8_t *live = calloc(1, SPAN), *durable = calloc(1, SPAN);
+    uint8_t *w = malloc(SPAN), *r = malloc(SPAN);
+    ck_assert(live && durable && w && r);
+    uint64_t size = 0, dsize = 0;
+    mk_crash_clock clk;
+    memset(&clk, 0, sizeof clk);
+    mk_prng g;
+    mk_prng_seed(&g, 0x5ba25e);
+    mk_file *f;
+    ck_assert_int_eq(mk_file_mem_crashable("test/model", &clk, &f), 0);
+    for (int op = 0; op < OPS; op++) {
+        uint64_t off;
+        /* half the offsets sit within a few bytes of a boundary */
+        if (mk_prng_chance(&g, 1, 2)) {
+            uint64_t unit = mk_prng_chance(&g, 1, 2) ? 4096 : 65536;
+            uint64_t jitter = mk_prng_below(&g, 17);
+            off = mk_prng_below(&g, SPAN / unit) * unit + jitter;
+            off = off >= 8 ? off - 8 : 0;
+        } else {
+            off = mk_prng_below(&g, SPAN);
+        }
+        if (off >= SPAN)
+            off = SPAN - 1;
+        uint64_t kind = mk_prng_below(&g, 100);
+        if (kind < 45) { /* write */
+            uint64_t len = mk_prng_chance(&g, 1, 10) ? mk_prng_below(&g, 200000)
+                                                     : mk_prng_below(&g, 3 * 4096 + 1);
+            if (off + len > SPAN)
+                len = SPAN - off;
+            mk_prng_fill(&g, w, len);
+            ck_assert_int_eq(mk_file_pwrite(f, w, len, off), 0);
+            memcpy(live + off, w, len);
+            if (off + len > size)
+                size = off + len;
+        } else if (kind < 70) { /* read */
+            uint64_t n = mk_prng_below(&g, 3 * 65536);
+            long want = off >= size ? 0 : (long)(size - off < n ? size - off : n);
+            ck_assert_int_eq(mk_file_pread(f, r, n, off), want);
+            ck_assert_msg(memcmp(r, live + off, (size_t)want) == 0, "op %d: read differs", op);
+        } else if (kind < 82) { /* truncate */
+            if (off < size)
+                memset(live + off, 0, size - off);
+            ck_assert_int_eq(mk_file_truncate(f, off), 0);
+            size = off;
+        } else if (kind < 94) { /* sync */
+            ck_assert_int_eq(mk_file_sync(f), 0);
+            memcpy(durable, live, SPAN);
+            dsize = size;
+        } else { /* crash */
+            mk_file_mem_crash(f);
+            memcpy(live, durable, SPAN);
+            size = dsize;
+        }
+        ck_assert_uint_eq(fsize(f), size);
+        if (op % 100 == 99 || kind >= 94) {
+            memset(r, 0xEE, SPAN);
+            ck_assert_int_eq(mk_file_pread(f, r, SPAN, 0), (long)size);
+            ck_assert_msg(memcmp(r, live, size) == 0, "op %d: contents differ", op);
+        }
+    }
+    free(live);
+    free(durable);
+    free(w);
+    free(r);
+    mk_file_close(f);
+}
+END_TEST
+
 static Suite *util_suite(void)
 {
     Suite *s = suite_create("util");
@@ -1163,6 +1645,14 @@ static Suite *util_suite(void)
     tcase_add_test(tf, test_s0_file_mem_written);
     tcase_add_test(tf, test_s0_file_mem_torn_write_never_synced);
     tcase_add_test(tf, test_s0_file_mem_huge_offset_refused);
+    tcase_add_test(tf, test_s6_4_mem_file_tib_sparse);
+    tcase_add_test(tf, test_s6_4_mem_file_page_boundaries);
+    tcase_add_test(tf, test_s6_4_mem_file_truncate_regrow_zeros);
+    tcase_add_test(tf, test_s6_4_mem_file_crash_dirty_sync);
+    tcase_add_test(tf, test_s6_4_mem_file_torn_write_page_boundary);
+    tcase_add_test(tf, test_s6_4_mem_file_sync_cost_dirty_pages);
+    tcase_add_test(tf, test_s6_4_mem_file_max_size_edge);
+    tcase_add_test(tf, test_s6_4_mem_file_random_ops_match_model);
     suite_add_tcase(s, tf);
     return s;
 }
