@@ -532,29 +532,24 @@ static int on_frame(mk_dest *d, const mk_frame *f)
     return fail_session(d, MK_ETYPE, "frame type");
 }
 
+static int frame_fn(void *ctx, const mk_frame *f) { return on_frame(ctx, f); }
+
 int mk_dest_recv(mk_dest *d, const void *buf, size_t n, uint64_t now)
 {
+    int framing;
     (void)now;
     if (d->fatal || d->sess_err)
         return d->fatal ? d->fatal : d->sess_err;
-    int rc = mk_buf_append(&d->in, buf, n);
-    if (rc)
-        return fail_storage(d, rc, "input buffer");
     d->stats.bytes_in += n;
-    while (mk_buf_len(&d->in) > 0) {
-        mk_frame f;
-        size_t used;
-        rc = mk_frame_decode(mk_buf_peek(&d->in), mk_buf_len(&d->in),
-                             MK_MAX_PAYLOAD, MK_FRAME_MAGIC, &f, &used);
-        if (rc == MK_ETRUNC)
-            break;
-        if (rc)
-            return fail_session(d, rc, "frame");
-        rc = on_frame(d, &f);
-        mk_buf_consume(&d->in, used);
-        if (rc)
-            return rc;
-    }
+    int rc = mk_frame_recv(&d->in, buf, n, frame_fn, d, &framing);
+    if (rc && framing)
+        return fail_session(d, rc, "frame");
+    /* A handler's error has already ended the session or the engine; an
+     * error that did not is the input queue's own. */
+    if (rc && !d->sess_err && !d->fatal)
+        return fail_storage(d, rc, "input buffer");
+    if (rc)
+        return rc;
     /* Group commit: one sync covers every transfer of this batch. */
     if (d->state == S_READY)
         return flush_log_acks(d);

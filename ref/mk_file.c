@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "mk_err.h"
+#include "mk_map.h"
 
 /* The seam's public entry points: one place where every storage call of
  * every engine passes, so fault injection and accounting need no changes
@@ -106,15 +107,9 @@ typedef struct pmap {
 /* The dirty set stores only keys; every member maps to this marker. */
 static char dirty_mark;
 
-/* splitmix64's finaliser, so that neighbouring chunk numbers spread. */
 static size_t pmap_home(uint64_t key, size_t cap)
 {
-    key ^= key >> 30;
-    key *= 0xbf58476d1ce4e5b9ULL;
-    key ^= key >> 27;
-    key *= 0x94d049bb133111ebULL;
-    key ^= key >> 31;
-    return (size_t)key & (cap - 1);
+    return (size_t)mk_hash64(key) & (cap - 1);
 }
 
 /* The slot holding key, or SIZE_MAX when it is absent. */

@@ -25,15 +25,9 @@ void mk_map_clear(mk_map *m)
     m->count = 0;
 }
 
-/* A 64-bit finaliser (splitmix64's) so sequential block numbers spread. */
 static size_t slot_of(uint64_t key, size_t cap)
 {
-    key ^= key >> 30;
-    key *= 0xbf58476d1ce4e5b9ULL;
-    key ^= key >> 27;
-    key *= 0x94d049bb133111ebULL;
-    key ^= key >> 31;
-    return (size_t)key & (cap - 1);
+    return (size_t)mk_hash64(key) & (cap - 1);
 }
 
 int mk_map_get(const mk_map *m, uint64_t key, uint64_t *val)

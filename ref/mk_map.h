@@ -18,6 +18,17 @@ typedef struct mk_map {
     size_t cap, count;
 } mk_map;
 
+/* splitmix64's 64-bit finaliser: spreads neighbouring keys (block or page
+ * numbers) over a power-of-two table.  Shared by every hash table here. */
+static inline uint64_t mk_hash64(uint64_t key)
+{
+    key ^= key >> 30;
+    key *= 0xbf58476d1ce4e5b9ULL;
+    key ^= key >> 27;
+    key *= 0x94d049bb133111ebULL;
+    return key ^ (key >> 31);
+}
+
 void mk_map_init(mk_map *m);
 void mk_map_free(mk_map *m);
 /* Empties the map; releases the table too when it had grown large, so a

@@ -518,31 +518,19 @@ static int on_frame(mk_source *s, const mk_frame *f)
     return fail(s, MK_ETYPE);
 }
 
+static int frame_fn(void *ctx, const mk_frame *f) { return on_frame(ctx, f); }
+
 int mk_source_recv(mk_source *s, const void *buf, size_t n, uint64_t now)
 {
+    int framing;
     (void)now;
     if (s->fatal)
         return s->fatal;
     if (s->state == S_DOWN)
         return MK_ESTATE;
-    int rc = mk_buf_append(&s->in, buf, n);
-    if (rc)
-        return fail(s, rc);
-    while (mk_buf_len(&s->in) > 0) {
-        mk_frame f;
-        size_t used;
-        rc = mk_frame_decode(mk_buf_peek(&s->in), mk_buf_len(&s->in), MK_MAX_PAYLOAD,
-                             MK_FRAME_MAGIC, &f, &used);
-        if (rc == MK_ETRUNC)
-            return 0;
-        if (rc)
-            return fail(s, rc);
-        rc = on_frame(s, &f);
-        mk_buf_consume(&s->in, used);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    int rc = mk_frame_recv(&s->in, buf, n, frame_fn, s, &framing);
+    (void)framing; /* every handler error has already made the engine fail */
+    return rc && !s->fatal ? fail(s, rc) : rc;
 }
 
 /* ---- client writes ---------------------------------------------------- */

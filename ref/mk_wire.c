@@ -116,6 +116,32 @@ int mk_frame_decode(const uint8_t *buf, size_t len, size_t max_payload,
     return 0;
 }
 
+int mk_frame_recv(mk_buf *in, const void *buf, size_t n, mk_frame_fn fn, void *ctx,
+                  int *framing)
+{
+    int rc = mk_buf_append(in, buf, n);
+    *framing = 0;
+    if (rc)
+        return rc;
+    while (mk_buf_len(in) > 0) {
+        mk_frame f;
+        size_t used;
+        rc = mk_frame_decode(mk_buf_peek(in), mk_buf_len(in), MK_MAX_PAYLOAD,
+                             MK_FRAME_MAGIC, &f, &used);
+        if (rc == MK_ETRUNC)
+            return 0;
+        if (rc) {
+            *framing = 1;
+            return rc;
+        }
+        rc = fn(ctx, &f);
+        mk_buf_consume(in, used);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 int mk_frame_open(mk_buf *b, uint32_t magic, uint8_t type, uint64_t seq,
                   size_t max_payload, mk_wcur *c)
 {

@@ -86,6 +86,17 @@ int mk_frame_decode(const uint8_t *buf, size_t len, size_t max_payload,
                     uint32_t magic, mk_frame *f, size_t *used);
 
 /*
+ * Receives bytes for an engine: appends buf to the input queue in, then
+ * hands every complete frame at its head to fn, consuming each frame after
+ * fn returns.  Stops quietly at an incomplete frame (its prefix stays
+ * queued).  Returns 0; or a framing error with *framing set, so the caller
+ * can name it; or the first error fn returned (*framing clear).
+ */
+typedef int (*mk_frame_fn)(void *ctx, const mk_frame *f);
+int mk_frame_recv(mk_buf *in, const void *buf, size_t n, mk_frame_fn fn, void *ctx,
+                  int *framing);
+
+/*
  * Encoding: mk_frame_open reserves room for header, up to max_payload bytes
  * of payload and trailer in b, writes the header and leaves *c positioned at
  * the payload.  The caller writes the payload through *c, then
