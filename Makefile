@@ -17,10 +17,10 @@ PKGS     := libxxhash check
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 XXH_LIBS   := $(shell pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
-ALL_CFLAGS = $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref $(CFLAGS) $(EXTRA_CFLAGS)
+ALL_CFLAGS = $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Iverify $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_MK  = $(XXH_LIBS) $(LDFLAGS_EXTRA)
 
-LIB_SRCS  := $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_*.c))
+LIB_SRCS  := $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_*.c)) $(wildcard verify/mk_*.c)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 BIN_OBJS  := $(B)/ref/mirrorkit.o
 TEST_SRCS := $(wildcard tests/check_*.c)
@@ -33,7 +33,7 @@ MIRRORKIT := $(B)/mirrorkit
 
 all: $(MIRRORKIT) $(TEST_BINS)
 
-$(B)/%.o: %.c $(wildcard ref/*.h) | deps-quiet
+$(B)/%.o: %.c $(wildcard ref/*.h verify/*.h) | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -44,7 +44,7 @@ $(B)/libmirrorkit.a: $(LIB_OBJS)
 $(MIRRORKIT): $(BIN_OBJS) $(B)/libmirrorkit.a
 	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS_MK)
 
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmirrorkit.a $(wildcard ref/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmirrorkit.a $(wildcard ref/*.h verify/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(B)/libmirrorkit.a $(CHECK_LIBS) $(LDLIBS_MK)
 

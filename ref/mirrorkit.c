@@ -74,12 +74,20 @@ static const char pair_opts_help[] =
     "  --seed S            seed of the workload and the simulated link (default 1)\n"
     "  --record FILE       save the source->destination byte stream to FILE\n"
     "  --volume-id X       volume identity sent in HELLO (default 0x6d6972726f72)\n"
-    "  --source-id X       source identity sent in HELLO (default 0x736f75726365)\n";
+    "  --source-id X       source identity sent in HELLO (default 0x736f75726365)\n"
+    "  --verify V          after each CP compare the CP's blocks plus a rolling scrub\n"
+    "                      window (incremental, default), every block (full), or\n"
+    "                      nothing (off); a checked run ends with a full comparison\n"
+    "  --scrub N           blocks of rolling scrub per CP (default 256)\n"
+    "  --json              report violations as JSON lines\n"
+    "  --corrupt CP:BLOCK  test aid: after CP is checked, flip one byte of BLOCK in\n"
+    "                      the destination's mirror, to watch the verifier catch it\n";
 
 enum {
     O_BLOCKS = 256, O_BS, O_MODE, O_CPS, O_WRITES, O_WORKLOAD, O_SEED, O_RECORD,
     O_TRANSPORT, O_CONNECT, O_VERIFY_IMAGE, O_RECONNECT, O_VOLID, O_SRCID, O_KEEP,
-    O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP, O_SCRIPT, O_STDIO
+    O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP, O_SCRIPT, O_STDIO,
+    O_VERIFY, O_SCRUB, O_JSON, O_CORRUPT
 };
 
 static const struct option pair_long[] = {
@@ -89,7 +97,8 @@ static const struct option pair_long[] = {
     {"connect", 1, 0, O_CONNECT}, {"verify-image", 1, 0, O_VERIFY_IMAGE},
     {"reconnect-timeout", 1, 0, O_RECONNECT}, {"volume-id", 1, 0, O_VOLID},
     {"source-id", 1, 0, O_SRCID}, {"keep", 0, 0, O_KEEP}, {"help", 0, 0, O_HELP},
-    {"script", 1, 0, O_SCRIPT},
+    {"script", 1, 0, O_SCRIPT}, {"verify", 1, 0, O_VERIFY}, {"scrub", 1, 0, O_SCRUB},
+    {"json", 0, 0, O_JSON}, {"corrupt", 1, 0, O_CORRUPT},
     {0, 0, 0, 0}};
 
 /* Returns -1 when the options are good, else the exit code to leave with. */
@@ -163,6 +172,27 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
                 return usage_error(cmd, "--source-id needs an integer, not '%s'", optarg);
             break;
         case O_KEEP: *keep = 1; break;
+        case O_VERIFY:
+            if ((c->verify = mk_verify_parse(optarg)) < 0)
+                return usage_error(cmd, "--verify must be incremental, full or off, not '%s'", optarg);
+            break;
+        case O_SCRUB:
+            if (parse_u64(optarg, &c->scrub_per_cp))
+                return usage_error(cmd, "--scrub needs a block count, not '%s'", optarg);
+            break;
+        case O_JSON: c->json = 1; break;
+        case O_CORRUPT: {
+            char *colon = strchr(optarg, ':');
+            if (!colon)
+                return usage_error(cmd, "--corrupt needs CP:BLOCK, not '%s'", optarg);
+            *colon = 0;
+            int bad = parse_u64(optarg, &c->corrupt_cp) || c->corrupt_cp == 0 ||
+                      parse_u64(colon + 1, &c->corrupt_block);
+            *colon = ':';
+            if (bad)
+                return usage_error(cmd, "--corrupt needs CP:BLOCK with CP >= 1, not '%s'", optarg);
+            break;
+        }
         case O_SCRIPT:
             if (strcmp(cmd, "source") != 0)
                 return usage_error(cmd, "unknown option '%s'", "--script");
@@ -182,6 +212,8 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
         return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (c->nblocks > UINT64_MAX / c->block_size)
         return usage_error(cmd, "volume of %s blocks is too large", "that many");
+    if (c->corrupt_cp && c->corrupt_block >= c->nblocks)
+        return usage_error(cmd, "--corrupt block is outside the volume of %s", "--blocks");
     return -1;
 }
 

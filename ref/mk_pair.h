@@ -15,9 +15,15 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "mk_check.h"
 #include "mk_source.h"
 
 enum { MK_T_SIM, MK_T_PIPE, MK_T_TCP, MK_T_CONNECT };
+
+/* How the mirror is checked after each CP (section 9, I1): the CP's blocks
+ * plus a rolling scrub window (default), every block, or not at all.  A
+ * run that checks ends with a full comparison either way. */
+enum { MK_VERIFY_INCREMENTAL, MK_VERIFY_FULL, MK_VERIFY_OFF };
 
 typedef struct mk_pair_config {
     uint64_t nblocks;
@@ -32,6 +38,12 @@ typedef struct mk_pair_config {
     const char *verify_image; /* connect: the destination's mirror, if local */
     uint32_t reconnect_timeout_s;
     FILE *out;                /* per-CP lines and summary; NULL: silent */
+    int verify;               /* MK_VERIFY_* */
+    uint64_t scrub_per_cp;    /* blocks of rolling scrub per CP */
+    int json;                 /* reports as JSON lines instead of text */
+    /* A test aid: after CP corrupt_cp is checked, flip one byte of block
+     * corrupt_block in the destination's mirror (0: never). */
+    uint64_t corrupt_cp, corrupt_block;
     /* Script mode (SPEC.md 10.2): instead of the workload and CP schedule,
      * read "write OFFSET HEXDATA" / "cp" / "quit" lines from script and
      * answer "ack N" / "cp-ack K" / "error MK_NAME" on script_out. */
@@ -41,6 +53,11 @@ typedef struct mk_pair_config {
 typedef struct mk_pair_result {
     uint32_t cps_done, cps_verified;
     uint64_t first_bad_block;  /* first differing block of a failed CP */
+    mk_check_report report;    /* the first violation, if any */
+    uint64_t run_ns;           /* wall time of the whole run */
+    uint64_t verify_cp_ns;     /* ... spent in the per-CP checks */
+    uint64_t verify_final_ns;  /* ... spent in the final full check */
+    uint64_t blocks_checked;
     mk_source_stats stats;
     int err;                   /* first error, 0 if none */
     int remote_code;           /* with MK_EREMOTE: the destination's error */
@@ -56,9 +73,6 @@ void mk_pair_defaults(mk_pair_config *cfg);
  * the error that stopped the run.  res is filled in either way. */
 int mk_pair_run(const mk_pair_config *cfg, mk_pair_result *res);
 
-/* Compares two volumes block by block (XXH3-64 per block); 0 if equal,
- * else MK_EVERIFY with *bad set to the first differing block. */
-int mk_compare_volumes(mk_file *a, mk_file *b, uint64_t nblocks, uint32_t bs,
-                       uint64_t *bad);
+int mk_verify_parse(const char *s); /* MK_VERIFY_* or MK_EINVAL */
 
 #endif

@@ -41,6 +41,7 @@ typedef struct cprec {
     uint64_t block, tid, hash;
     uint32_t slot;
     uint8_t kind;
+    uint8_t naked;     /* sent as REF, refused, resent as DATA */
     uint8_t *data;     /* DATA content, or a REF block's CP-time copy */
 } cprec;
 
@@ -151,6 +152,18 @@ static void cp_free(mk_source *s)
     s->cp_inflight = 0;
 }
 
+/* A CP is acknowledged: its block copies go, but the records stay (a few
+ * bytes per block) until the next CP, so a verifier can still ask what
+ * the destination was told to apply. */
+static void cp_done(mk_source *s)
+{
+    for (size_t i = 0; i < s->cr_len; i++) {
+        free(s->cr[i].data);
+        s->cr[i].data = NULL;
+    }
+    s->cp_inflight = 0;
+}
+
 void mk_source_free(mk_source *s)
 {
     if (!s)
@@ -177,6 +190,22 @@ int mk_source_ready(const mk_source *s) { return s->state == S_READY; }
 uint64_t mk_source_unacked_bytes(const mk_source *s) { return s->unacked_bytes; }
 uint64_t mk_source_dirty_blocks(const mk_source *s) { return s->dv_len; }
 int mk_source_error(const mk_source *s) { return s->fatal; }
+
+size_t mk_source_cp_size(const mk_source *s) { return s->cr_len; }
+
+int mk_source_cp_record(const mk_source *s, size_t i, mk_cp_record *out)
+{
+    if (i >= s->cr_len)
+        return MK_ERANGE;
+    const cprec *r = &s->cr[i];
+    out->block = r->block;
+    out->hash = r->hash;
+    out->is_ref = r->kind == REC_REF || r->naked;
+    out->naked = r->naked;
+    out->tid = r->kind == REC_REF || r->naked ? r->tid : 0;
+    out->slot = r->slot;
+    return 0;
+}
 
 int mk_source_remote_error(const mk_source *s, const char **msg)
 {
@@ -422,7 +451,7 @@ static int on_hello_ack(mk_source *s, const mk_frame *f)
          * the destination's digest of it must still be ours. */
         if (a.last_digest != s->cp_digest)
             return fail(s, MK_EDIGEST);
-        cp_free(s);
+        cp_done(s);
         s->st.cps_acked++;
     } else if (a.last_cp == acked_cp) {
         resend_cp = s->cp_inflight;
@@ -471,6 +500,7 @@ static int on_nak(mk_source *s, const mk_frame *f)
     if ((rc = rec_to_data(s, r)))
         return fail(s, rc);
     s->st.naks++;
+    r->naked = 1;
     return emit_data(s, r);
 }
 
@@ -486,7 +516,7 @@ static int on_cp_ack(mk_source *s, const mk_frame *f)
         return fail(s, MK_ECOUNT);
     if (a.digest != s->cp_digest)
         return fail(s, MK_EDIGEST);
-    cp_free(s);
+    cp_done(s);
     s->st.cps_acked++;
     return 0;
 }
@@ -697,6 +727,7 @@ int mk_source_cp(mk_source *s, uint64_t now)
     /* Section 5.1: in sync mode a CP names only durable transfers. */
     if (s->cfg.mode == MK_MODE_SYNC && s->acked_tid < s->next_tid)
         return MK_EAGAIN;
+    cp_free(s); /* the previous CP's records */
     if ((rc = mk_file_sync(s->store)))
         return fail(s, rc);
     if (s->dv_len) /* an empty CP may have no descriptor array at all */

@@ -76,6 +76,19 @@ int mk_source_ready(const mk_source *s);          /* session established */
 uint64_t mk_source_unacked_bytes(const mk_source *s);
 uint64_t mk_source_dirty_blocks(const mk_source *s);
 int mk_source_error(const mk_source *s);          /* sticky fatal error */
+/* The CP in flight, or else the last CP acknowledged, record by record
+ * (ascending block order), for the verifier's provenance: what the
+ * destination was told to apply.  Valid until the next mk_source_cp. */
+typedef struct mk_cp_record {
+    uint64_t block, tid; /* tid 0: sent as DATA */
+    uint64_t hash;       /* XXH3-64 of the block's CP content */
+    uint32_t slot;
+    int is_ref;          /* sent as REF (tid, slot) */
+    int naked;           /* ... refused by the destination, resent as DATA */
+} mk_cp_record;
+size_t mk_source_cp_size(const mk_source *s);
+int mk_source_cp_record(const mk_source *s, size_t i, mk_cp_record *out);
+
 /* After MK_EREMOTE: the destination's error code and message (section 3.6). */
 int mk_source_remote_error(const mk_source *s, const char **msg);
 const mk_source_stats *mk_source_get_stats(const mk_source *s);
