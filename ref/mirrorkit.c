@@ -812,13 +812,16 @@ static int cmd_dump(int argc, char **argv)
 
 /* ---- main ------------------------------------------------------------- */
 
+int mk_cmd_verify(int argc, char **argv); /* verify/mk_verify_cli.c */
+
 static void main_help(void)
 {
     printf("usage: mirrorkit COMMAND [options]   (mirrorkit COMMAND --help for each)\n\n"
            "  demo     run a source/destination pair and verify every CP\n"
            "  source   run the reference source against a destination over TCP\n"
            "  dest     run the reference destination (listen, recover, promote)\n"
-           "  dump     decode a recorded stream or a destination log, frame by frame\n\n"
+           "  dump     decode a recorded stream or a destination log, frame by frame\n"
+           "  verify   compare images or checksum tables block by block; write a table\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
@@ -842,6 +845,8 @@ int main(int argc, char **argv)
         return cmd_dest(argc - 1, argv + 1);
     if (strcmp(cmd, "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(cmd, "verify") == 0)
+        return mk_cmd_verify(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }

@@ -77,3 +77,12 @@ int mk_map_put(mk_map *m, uint64_t key, uint64_t val)
     put_raw(m, key + 1, val);
     return 0;
 }
+
+int mk_map_slot(const mk_map *m, size_t i, uint64_t *key, uint64_t *val)
+{
+    if (i >= m->cap || !m->keys[i])
+        return 0;
+    *key = m->keys[i] - 1;
+    *val = m->vals[i];
+    return 1;
+}

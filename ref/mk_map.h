@@ -36,6 +36,8 @@ void mk_map_free(mk_map *m);
 void mk_map_clear(mk_map *m);
 /* 1 and *val if present, else 0. */
 int mk_map_get(const mk_map *m, uint64_t key, uint64_t *val);
+/* Iteration: slot i in [0, m->cap); 1 and its entry if the slot is used. */
+int mk_map_slot(const mk_map *m, size_t i, uint64_t *key, uint64_t *val);
 /* Inserts or overwrites; 0 or MK_ENOMEM. */
 int mk_map_put(mk_map *m, uint64_t key, uint64_t val);
 

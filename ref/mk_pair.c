@@ -72,6 +72,8 @@ typedef struct pair_link {
     char mirror_path[PATH_MAX];
     /* verification */
     mk_file *view;          /* the mirror as the checker reads it */
+    mk_witness *witness;    /* sim: the mirror's write witness */
+    mk_file *raw_mirror;    /* sim: the storage under both wrappers */
     uint64_t i5_violations; /* writes outside the volume (sim) */
 } pair_link;
 
@@ -234,14 +236,21 @@ static int link_open(pair_link *l)
     mk_prng_seed(&l->rng, c->seed ^ 0x6c696e6bULL);
     if (c->transport == MK_T_SIM) {
         mk_dest_config dc = {0, 0, 0};
-        mk_file *raw;
-        /* I5: the destination writes its mirror through a wrapper that
-         * counts (and refuses) any write outside the volume. */
+        mk_file *raw, *seen;
+        /* The destination writes its mirror through two wrappers: I5's,
+         * which counts (and refuses) any write outside the volume, over a
+         * write witness that hashes what reaches storage for the per-CP
+         * check. */
         if ((rc = mk_file_mem("ref/dest/mirror", &raw)))
             return rc;
-        if ((rc = mk_file_bounded(raw, c->nblocks * c->block_size, &l->i5_violations,
-                                  &l->mirror))) {
+        l->raw_mirror = raw;
+        if ((rc = mk_file_witness(raw, c->block_size, &l->witness, &seen))) {
             mk_file_close(raw);
+            return rc;
+        }
+        if ((rc = mk_file_bounded(seen, c->nblocks * c->block_size, &l->i5_violations,
+                                  &l->mirror))) {
+            mk_file_close(seen);
             return rc;
         }
         if ((rc = mk_file_mem("ref/dest/log", &l->log)))
@@ -329,6 +338,30 @@ static mk_file *mirror_view(pair_link *l)
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
 static double pct(uint64_t a, uint64_t b) { return b ? 100.0 * (double)a / (double)b : 0.0; }
+
+/* The same figures as print_summary, as one JSON object for machines. */
+static void print_summary_json(FILE *o, const mk_pair_config *c, const mk_pair_result *r)
+{
+    const mk_source_stats *s = &r->stats;
+    fprintf(o, "{\"summary\":{\"ok\":%s,\"error\":\"%s\",\"cps\":%u,\"cps_verified\":%u,"
+               "\"mode\":\"%s\",\"transport\":\"%s\",\"blocks\":%llu,\"block_size\":%u,"
+               "\"seed\":%llu,\"writes\":%llu,\"client_bytes\":%llu,\"log_bytes\":%llu,"
+               "\"cp_data_bytes\":%llu,\"cp_ref_bytes\":%llu,\"cp_control_bytes\":%llu,"
+               "\"session_bytes\":%llu,\"naive_cp_bytes\":%llu,\"ref_naive_bytes\":%llu,"
+               "\"naks\":%llu,\"lost_transfers\":%llu,\"blocks_checked\":%llu,"
+               "\"run_ms\":%.3f,\"verify_cp_ms\":%.3f,\"verify_final_ms\":%.3f}}\n",
+            r->err ? "false" : "true", r->err ? mk_errname(r->err) : "", r->cps_done,
+            r->cps_verified, mk_mode_name(c->mode), mk_transport_name(c->transport),
+            (unsigned long long)c->nblocks, c->block_size, (unsigned long long)c->seed,
+            (unsigned long long)s->writes, (unsigned long long)s->client_bytes,
+            (unsigned long long)s->log_bytes, (unsigned long long)s->cp_data_bytes,
+            (unsigned long long)s->cp_ref_bytes, (unsigned long long)s->cp_ctl_bytes,
+            (unsigned long long)s->session_bytes, (unsigned long long)s->naive_bytes,
+            (unsigned long long)s->ref_naive_bytes, (unsigned long long)s->naks,
+            (unsigned long long)s->lost_transfers, (unsigned long long)r->blocks_checked,
+            (double)r->run_ns / 1e6, (double)r->verify_cp_ns / 1e6,
+            (double)r->verify_final_ns / 1e6);
+}
 
 static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result *r)
 {
@@ -566,7 +599,8 @@ static int run_check(pair_link *l, mk_checker *ck, mk_file *store, check_fn fn,
 static int corrupt_mirror(pair_link *l)
 {
     const mk_pair_config *c = l->cfg;
-    mk_file *m = l->cfg->transport == MK_T_SIM ? l->mirror : NULL;
+    /* Under the destination's wrappers: nothing on the write path sees it. */
+    mk_file *m = l->cfg->transport == MK_T_SIM ? l->raw_mirror : NULL;
     uint64_t off = c->corrupt_block * c->block_size + c->block_size / 3;
     uint8_t b;
     int rc;
@@ -579,7 +613,7 @@ static int corrupt_mirror(pair_link *l)
         b ^= 0x40;
         rc = mk_file_pwrite(m, &b, 1, off);
     }
-    if (m != l->mirror)
+    if (m != l->raw_mirror)
         mk_file_close(m);
     if (rc == 0 && c->out && !c->json)
         fprintf(c->out, "corrupted: flipped one bit of mirror byte %llu (block %llu) after CP %llu\n",
@@ -649,21 +683,20 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
     l.fd = -1;
     if (c->record && !(l.record = fopen(c->record, "wb")))
         return res->err = MK_EIO;
-    mk_checker_config cc = {c->nblocks, c->block_size, c->scrub_per_cp, NULL, 0};
-    if ((rc = mk_file_mem("verify/provenance", &prov)))
-        goto out;
-    cc.prov = prov;
-    if ((rc = mk_checker_new(&cc, &ck)) ||
+    if ((rc = mk_file_mem("verify/provenance", &prov)) ||
         (rc = mk_file_mem("ref/source/store", &store)) ||
         (rc = mk_source_new(&sc, store, &src)) ||
         (!c->script &&
          (rc = mk_workload_init(&pl.wl, c->workload, c->seed, c->nblocks, c->block_size))))
         goto out;
     l.src = src;
-    if ((rc = link_open(&l)) || (rc = mk_source_connect(src, l.now)) ||
+    if ((rc = link_open(&l)))
+        goto out;
+    mk_checker_config cc = {c->nblocks, c->block_size, c->scrub_per_cp, prov, 0, l.witness};
+    if ((rc = mk_checker_new(&cc, &ck)) || (rc = mk_source_connect(src, l.now)) ||
         (rc = pump_until(&l, c_ready, 0)))
         goto out;
-    if (o) {
+    if (o && !c->json) {
         fprintf(o, "mirrorkit pair: %llu blocks x %u B (%.0f MiB), mode %s, workload %s, "
                    "%u CPs x %llu writes, transport %s, seed %llu\n",
                 (unsigned long long)c->nblocks, c->block_size,
@@ -745,7 +778,9 @@ out:
         fprintf(c->script_out, "error %s\n", mk_errname(rc));
         fflush(c->script_out);
     }
-    if (o) {
+    if (o && c->json) {
+        print_summary_json(o, c, res);
+    } else if (o) {
         print_summary(o, c, res);
         const char *rmsg;
         int rcode = src ? mk_source_remote_error(src, &rmsg) : 0;

@@ -185,6 +185,107 @@ static int compare_block(mk_checker *ck, mk_file *src, mk_file *mirror, uint64_t
     return compare_run(ck, src, mirror, block, 1, rep);
 }
 
+/* ---- write witness ---------------------------------------------------- */
+
+#define WITNESS_PARTIAL UINT64_MAX    /* written, but not as a whole block */
+#define WITNESS_TAKEN (UINT64_MAX - 1) /* already checked */
+
+struct mk_witness {
+    mk_file base;
+    mk_file *inner;
+    uint32_t bs;
+    mk_map seen; /* block -> XXH3-64 of its last whole write, or PARTIAL */
+};
+
+static long w_pread(mk_file *f, void *buf, size_t n, uint64_t off)
+{
+    return mk_file_pread(((mk_witness *)f)->inner, buf, n, off);
+}
+
+static int w_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
+{
+    mk_witness *w = (mk_witness *)f;
+    int rc = mk_file_pwrite(w->inner, buf, n, off);
+    if (rc || n == 0)
+        return rc;
+    const uint8_t *p = buf;
+    for (uint64_t b = off / w->bs; b <= (off + n - 1) / w->bs; b++) {
+        uint64_t start = b * w->bs, h = WITNESS_PARTIAL;
+        if (start >= off && start + w->bs <= off + n) {
+            h = XXH3_64bits(p + (start - off), w->bs);
+            if (h >= WITNESS_TAKEN)
+                h = WITNESS_PARTIAL; /* keep the markers unambiguous: read back */
+        }
+        if ((rc = mk_map_put(&w->seen, b, h)))
+            return rc;
+    }
+    return 0;
+}
+
+static int w_sync(mk_file *f) { return mk_file_sync(((mk_witness *)f)->inner); }
+
+static int w_truncate(mk_file *f, uint64_t size)
+{
+    return mk_file_truncate(((mk_witness *)f)->inner, size);
+}
+
+static int w_size(mk_file *f, uint64_t *size) { return mk_file_size(((mk_witness *)f)->inner, size); }
+
+static void w_close(mk_file *f)
+{
+    mk_witness *w = (mk_witness *)f;
+    mk_file_close(w->inner);
+    mk_map_free(&w->seen);
+    free(w);
+}
+
+static const mk_file_ops witness_ops = {w_pread, w_pwrite, w_sync, w_truncate, w_size, w_close};
+
+int mk_file_witness(mk_file *inner, uint32_t bs, mk_witness **wout, mk_file **out)
+{
+    mk_witness *w = calloc(1, sizeof *w);
+    if (!w)
+        return MK_ENOMEM;
+    w->base.ops = &witness_ops;
+    memcpy(w->base.name, inner->name, sizeof w->base.name);
+    w->inner = inner;
+    w->bs = bs;
+    *wout = w;
+    *out = &w->base;
+    return 0;
+}
+
+static int witness_has(mk_witness *w, uint64_t block)
+{
+    uint64_t h;
+    return mk_map_get(&w->seen, block, &h) && h < WITNESS_TAKEN;
+}
+
+/* The whole-block checksum of block's last write, if there is one; the
+ * entry is marked checked either way. */
+static int witness_take(mk_witness *w, uint64_t block, uint64_t *h)
+{
+    int whole = witness_has(w, block);
+    if (whole)
+        mk_map_get(&w->seen, block, h);
+    if (whole || mk_map_get(&w->seen, block, h))
+        mk_map_put(&w->seen, block, WITNESS_TAKEN); /* cannot fail: key present */
+    return whole;
+}
+
+/* Blocks written since the last check that the CP did not account for. */
+static int witness_strays(mk_checker *ck, mk_witness *w, mk_file *src, mk_file *mirror,
+                          mk_check_report *rep)
+{
+    uint64_t b, h;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < w->seen.cap; i++)
+        if (mk_map_slot(&w->seen, i, &b, &h) && h != WITNESS_TAKEN)
+            rc = compare_block(ck, src, mirror, b, rep);
+    mk_map_clear(&w->seen);
+    return rc;
+}
+
 static uint8_t prov_kind(const mk_cp_record *r)
 {
     return r->naked ? MK_PROV_REF_NAKED : r->is_ref ? MK_PROV_REF : MK_PROV_DATA;
@@ -239,20 +340,33 @@ int mk_checker_cp_acked(mk_checker *ck, const mk_source *s, mk_file *src, mk_fil
             ck->sn[i].prov.kind = prov_kind(&r);
     }
     /* The CP's blocks: the mirror's bytes against the checksum the source
-     * computed from its own CP image - one read per block, not two, and
-     * one read per run of consecutive blocks; only a block that fails is
-     * read from the source too, for the report. */
+     * computed from its own CP image.  With a witness, the checksum of what
+     * was written; else (or for a block not written whole) one read per
+     * run of consecutive blocks.  Only a block that fails is read from the
+     * source too, for the report. */
     uint32_t bs = ck->cfg.block_size;
+    mk_witness *w = ck->cfg.witness;
     for (size_t i = 0; i < ck->nsn;) {
+        uint64_t h;
+        if (w && witness_take(w, ck->sn[i].block, &h)) {
+            rep->compared++;
+            if (h != ck->sn[i].hash && (rc = compare_block(ck, src, mirror, ck->sn[i].block, rep)))
+                return rc;
+            i++;
+            continue;
+        }
         size_t run = 1;
         while (i + run < ck->nsn && run < CHUNK_BLOCKS &&
-               ck->sn[i + run].block == ck->sn[i].block + run)
+               ck->sn[i + run].block == ck->sn[i].block + run &&
+               !(w && witness_has(w, ck->sn[i + run].block)))
             run++;
         if ((rc = mk_file_read_block(mirror, ck->bb, run * bs, ck->sn[i].block * bs)))
             return rc;
         for (size_t k = 0; k < run; k++) {
             const snap *sn = &ck->sn[i + k];
             rep->compared++;
+            if (w)
+                witness_take(w, sn->block, &h);
             if (XXH3_64bits(ck->bb + k * bs, bs) == sn->hash)
                 continue;
             if ((rc = mk_file_read_block(src, ck->ba, bs, sn->block * bs)))
@@ -261,15 +375,22 @@ int mk_checker_cp_acked(mk_checker *ck, const mk_source *s, mk_file *src, mk_fil
         }
         i += run;
     }
+    /* Whatever else was written since the last check was not part of the
+     * CP: such a block must still equal the source (a stray write that
+     * changed nothing is harmless; one that did is a violation). */
+    if (w && (rc = witness_strays(ck, w, src, mirror, rep)))
+        return rc;
     /* The rolling scrub: a window of the whole volume per CP, so damage
      * outside the dirty blocks is found within nblocks/scrub CPs. */
-    uint64_t w = ck->cfg.scrub_per_cp < ck->cfg.nblocks ? ck->cfg.scrub_per_cp : ck->cfg.nblocks;
-    while (w) {
-        uint64_t run = ck->cfg.nblocks - ck->scrub_pos < w ? ck->cfg.nblocks - ck->scrub_pos : w;
+    uint64_t left = ck->cfg.scrub_per_cp < ck->cfg.nblocks ? ck->cfg.scrub_per_cp
+                                                            : ck->cfg.nblocks;
+    while (left) {
+        uint64_t run = ck->cfg.nblocks - ck->scrub_pos < left ? ck->cfg.nblocks - ck->scrub_pos
+                                                              : left;
         if ((rc = compare_run(ck, src, mirror, ck->scrub_pos, run, rep)))
             return rc;
         ck->scrub_pos = (ck->scrub_pos + run) % ck->cfg.nblocks;
-        w -= run;
+        left -= run;
     }
     if ((rc = prov_store(ck)))
         return rc;
@@ -366,10 +487,9 @@ int mk_checker_promoted(mk_checker *ck, mk_file *src, mk_file *mirror, mk_check_
 {
     report_reset(rep, "promotion", ck->cp);
     for (size_t i = 0; i < ck->acked.cap; i++) {
-        uint64_t v;
-        if (!ck->acked.keys[i])
+        uint64_t v, b;
+        if (!mk_map_slot(&ck->acked, i, &b, &v))
             continue;
-        uint64_t b = ck->acked.keys[i] - 1;
         if (mk_map_get(&ck->unsure, b, &v))
             continue; /* a later write was never acknowledged: either is right */
         mk_check_report one;

@@ -56,12 +56,29 @@ typedef struct mk_check_report {
     mk_block_diff diffs[MK_CHECK_MAX_DIFFS];
 } mk_check_report;
 
+/*
+ * A write witness: a wrapper at the mirror's storage seam, below the
+ * destination engine, that hashes every whole block as it is written (the
+ * bytes are hot in cache then) and remembers the XXH3-64 of the last write
+ * to each block since the last check.  The incremental check compares those
+ * with the source's checksums instead of reading every block back; blocks
+ * written only in part are read back, and a block written that the CP did
+ * not name is a stray write, checked against the source.  Damage that
+ * happens after a write (a disk, a stray process) is what the rolling scrub
+ * and the final full check read back for.  Memory: one entry per block
+ * written since the last check.
+ */
+typedef struct mk_witness mk_witness;
+/* Wraps inner (owned by the wrapper from now on). */
+int mk_file_witness(mk_file *inner, uint32_t block_size, mk_witness **w, mk_file **out);
+
 typedef struct mk_checker_config {
     uint64_t nblocks;
     uint32_t block_size;
     uint64_t scrub_per_cp;       /* blocks of rolling full scrub per CP */
     mk_file *prov;               /* sparse provenance table, or NULL */
     int atomicity;               /* keep both images' checksums for I3 */
+    mk_witness *witness;         /* the mirror's write witness, or NULL */
 } mk_checker_config;
 
 typedef struct mk_checker mk_checker;
