@@ -1,5 +1,5 @@
 /*
- * check_verify.c - the invariant checker of SPEC.md section 9 (verify/mk_check).
+ * check_verify.c - the invariant checker of SPEC.md 9.6 (verify/mk_check).
  *
  * A checker that cannot fail is a defect, so every test here breaks an
  * invariant on purpose - a byte flipped in the mirror, a mirror mixing two
