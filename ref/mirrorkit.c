@@ -87,7 +87,7 @@ enum {
     O_BLOCKS = 256, O_BS, O_MODE, O_CPS, O_WRITES, O_WORKLOAD, O_SEED, O_RECORD,
     O_TRANSPORT, O_CONNECT, O_VERIFY_IMAGE, O_RECONNECT, O_VOLID, O_SRCID, O_KEEP,
     O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP, O_SCRIPT, O_STDIO,
-    O_VERIFY, O_SCRUB, O_JSON, O_CORRUPT
+    O_VERIFY, O_SCRUB, O_JSON, O_CORRUPT, O_TREE
 };
 
 static const struct option pair_long[] = {
@@ -261,6 +261,8 @@ static int cmd_demo(int argc, char **argv)
             unlink(p);
             snprintf(p, sizeof p, "%s/dest.log", dir);
             unlink(p);
+            snprintf(p, sizeof p, "%s/mirror.mkt", dir);
+            unlink(p);
             rmdir(dir);
         }
     }
@@ -327,6 +329,8 @@ static void dest_help(void)
            "  --stdio             serve one session on stdin/stdout instead\n"
            "  --image F           the mirror image (created sparse if absent)\n"
            "  --log F             the log store (created if absent)\n"
+           "  --tree F            the mirror's Merkle tree, a cache rebuilt from the image\n"
+           "                      if missing (default: the image's path + .mkt)\n"
            "  --port-file F       write the port actually bound to F\n"
            "  --once              exit after the first session ends\n"
            "  --promote           replay the log after the last CP onto the image\n"
@@ -397,10 +401,13 @@ static int cmd_dest(int argc, char **argv)
         {"listen", 1, 0, O_LISTEN}, {"image", 1, 0, O_IMAGE}, {"log", 1, 0, O_LOG},
         {"once", 0, 0, O_ONCE}, {"promote", 0, 0, O_PROMOTE}, {"port-file", 1, 0, O_PORTFILE},
         {"blocks", 1, 0, O_BLOCKS}, {"block-size", 1, 0, O_BS}, {"volume-id", 1, 0, O_VOLID},
-        {"stdio", 0, 0, O_STDIO}, {"help", 0, 0, O_HELP}, {0, 0, 0, 0}};
+        {"stdio", 0, 0, O_STDIO}, {"tree", 1, 0, O_TREE}, {"help", 0, 0, O_HELP},
+        {0, 0, 0, 0}};
     const char *listen_addr = NULL, *image = NULL, *logp = NULL, *portfile = NULL;
+    const char *treep = NULL;
+    char tree_default[4096];
     int once = 0, promote = 0, stdio = 0, o, rc;
-    mk_dest_config dc = {0, 0, 0};
+    mk_dest_config dc = {0};
     uint64_t v;
     optind = 1;
     opterr = 0;
@@ -417,6 +424,7 @@ static int cmd_dest(int argc, char **argv)
         case O_PORTFILE: portfile = optarg; break;
         case O_ONCE: once = 1; break;
         case O_STDIO: stdio = 1; break;
+        case O_TREE: treep = optarg; break;
         case O_PROMOTE: promote = 1; break;
         case O_BLOCKS:
             if (parse_u64(optarg, &dc.nblocks) || !dc.nblocks)
@@ -441,9 +449,18 @@ static int cmd_dest(int argc, char **argv)
         return usage_error("dest", "%s are required", "--image and --log");
     if (!promote && !listen_addr == !stdio)
         return usage_error("dest", "%s is required", "exactly one of --listen HOST:PORT and --stdio");
-    mk_file *mf = NULL, *lf = NULL;
+    mk_file *mf = NULL, *lf = NULL, *tf = NULL;
     mk_dest *d = NULL;
     int lfd = -1;
+    if (!treep) {
+        snprintf(tree_default, sizeof tree_default, "%s.mkt", image);
+        treep = tree_default;
+    }
+    if ((rc = mk_file_open(treep, 1, "ref/dest/tree", &tf))) {
+        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", treep, mk_errname(rc), mk_strerror(rc));
+        return EXIT_IO;
+    }
+    dc.tree = tf;
     if ((rc = mk_file_open(image, !promote, "ref/dest/mirror", &mf))) {
         fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", image, mk_errname(rc), mk_strerror(rc));
         return promote ? EXIT_USAGE : EXIT_IO;
@@ -510,6 +527,7 @@ out:;
     mk_dest_free(d);
     mk_file_close(mf);
     mk_file_close(lf);
+    mk_file_close(tf);
     return engine_failed || rc == MK_EIO || rc == MK_ENOSPC ? EXIT_IO : exit_code(rc);
 }
 

@@ -6,6 +6,7 @@
 
 #include "mk_err.h"
 #include "mk_map.h"
+#include "mk_merkle.h"
 #include "mk_wire.h"
 
 enum { S_AWAIT_HELLO, S_READY };
@@ -37,6 +38,10 @@ struct mk_dest {
     size_t nst, capst;
     mk_map where;          /* block -> index in st */
     uint64_t outstanding;  /* NAKed blocks not yet resent */
+    /* the mirror's Merkle tree (section 9.7) */
+    mk_file *tree_file;
+    int own_tree_file;
+    mk_merkle *tree;
     mk_dest_stats stats;
 };
 
@@ -111,10 +116,32 @@ static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_
         return MK_ECORRUPT;
     for (uint64_t i = 0; i < n; i++) {
         if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
-            (rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)))
+            (rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)) ||
+            (rc = mk_merkle_set(d->tree, e[i].block, mk_leaf_hash(d->block, bs))))
             return rc;
     }
-    return mk_file_sync(d->mirror);
+    /* The tree follows the mirror and is durable before CP_APPLIED, so a
+     * crash in between is repaired by the same redo. */
+    if ((rc = mk_file_sync(d->mirror)) || (rc = mk_merkle_commit(d->tree)))
+        return rc;
+    return mk_file_sync(d->tree_file);
+}
+
+/* Opens the mirror's tree once the volume is known.  An empty tree file
+ * describes an all-zero volume, which is right for a fresh log; for an
+ * existing one whose tree was lost (or kept in memory) it is rebuilt from
+ * the image. */
+static int open_tree(mk_dest *d, int fresh)
+{
+    uint64_t size;
+    int rc = mk_merkle_open(d->tree_file, d->id.nblocks, &d->tree);
+    if (rc || (rc = mk_file_size(d->tree_file, &size)))
+        return rc;
+    if (fresh && size)
+        return mk_file_truncate(d->tree_file, 0);
+    if (!fresh && size == 0)
+        return mk_merkle_rebuild(d->tree, d->mirror, d->id.block_size);
+    return 0;
 }
 
 /* The mirror is a sparse image of exactly the volume's size, so every
@@ -157,6 +184,14 @@ int mk_dest_open(const mk_dest_config *cfg, mk_file *mirror, mk_file *log,
     d->cfg = *cfg;
     d->mirror = mirror;
     d->logf = log;
+    d->tree_file = cfg->tree;
+    if (!d->tree_file) {
+        if ((rc = mk_file_mem("ref/dest/tree", &d->tree_file))) {
+            free(d);
+            return rc;
+        }
+        d->own_tree_file = 1;
+    }
     mk_buf_init(&d->in);
     mk_buf_init(&d->out);
     mk_map_init(&d->where);
@@ -172,7 +207,7 @@ int mk_dest_open(const mk_dest_config *cfg, mk_file *mirror, mk_file *log,
             rc = MK_EVOLUME;
             goto fail;
         }
-        if ((rc = size_mirror(d)) || (rc = recover(d)))
+        if ((rc = size_mirror(d)) || (rc = open_tree(d, 0)) || (rc = recover(d)))
             goto fail;
     }
     d->last_tid = d->synced_tid = info.durable_tid;
@@ -188,6 +223,9 @@ void mk_dest_free(mk_dest *d)
     if (!d)
         return;
     mk_logstore_free(d->log);
+    mk_merkle_free(d->tree);
+    if (d->own_tree_file)
+        mk_file_close(d->tree_file);
     mk_buf_free(&d->in);
     mk_buf_free(&d->out);
     mk_map_free(&d->where);
@@ -246,8 +284,8 @@ static int on_hello(mk_dest *d, const mk_frame *f)
             return fail_storage(d, rc, "initialising the log");
         d->id = id;
         d->have_id = 1;
-        if ((rc = size_mirror(d)))
-            return fail_storage(d, rc, "sizing the mirror");
+        if ((rc = size_mirror(d)) || (rc = open_tree(d, 1)))
+            return fail_storage(d, rc, "sizing the mirror and its tree");
     }
     if (h.volume_id != d->id.volume_id || h.nblocks != d->id.nblocks ||
         h.block_size != d->id.block_size)
@@ -388,7 +426,10 @@ static int apply_cp(mk_dest *d)
         rc = 0;
     if (rc)
         return fail_storage(d, rc, "applying CP");
-    mk_cp_ack a = {d->cp.cp, n, digest};
+    mk_h128 root;
+    if ((rc = mk_merkle_root(d->tree, &root)))
+        return fail_storage(d, rc, "tree root");
+    mk_cp_ack a = {d->cp.cp, n, digest, root.lo, root.hi};
     d->stats.cps_applied++;
     cp_reset(d);
     return mk_cp_ack_encode(&d->out, d->send_seq++, &a);
@@ -503,6 +544,31 @@ static int on_cp_commit(mk_dest *d, const mk_frame *f)
     return d->outstanding ? 0 : apply_cp(d);
 }
 
+/* Section 9.7: the children of the asked nodes of the mirror's tree, so a
+ * source can find differing blocks with O(d log N) nodes exchanged. */
+static int on_tree_query(mk_dest *d, const mk_frame *f)
+{
+    uint32_t level, count;
+    mk_tree_node nodes[MK_MAX_TREE_NODES];
+    int rc = mk_tree_query_decode(f, &level, &count);
+    if (rc)
+        return fail_session(d, rc, "TREE_QUERY");
+    if (level > mk_merkle_height(d->tree))
+        return fail_session(d, MK_ERANGE, "TREE_QUERY level");
+    for (uint32_t i = 0; i < count; i++) {
+        mk_h128 l, r;
+        uint64_t index;
+        mk_tree_query_at(f, i, &index);
+        if (index > (UINT64_MAX >> 1) ||
+            (rc = mk_merkle_node(d->tree, level - 1, 2 * index, &l)) ||
+            (rc = mk_merkle_node(d->tree, level - 1, 2 * index + 1, &r)))
+            return rc == MK_ERANGE || !rc ? fail_session(d, MK_ERANGE, "TREE_QUERY index")
+                                          : fail_storage(d, rc, "tree read");
+        nodes[i] = (mk_tree_node){index, l.lo, l.hi, r.lo, r.hi};
+    }
+    return mk_tree_nodes_encode(&d->out, d->send_seq++, level, nodes, count);
+}
+
 static int on_frame(mk_dest *d, const mk_frame *f)
 {
     if (f->seq != d->recv_seq)
@@ -522,6 +588,7 @@ static int on_frame(mk_dest *d, const mk_frame *f)
     case MK_F_CP_DATA: return on_cp_data(d, f);
     case MK_F_CP_REF: return on_cp_ref(d, f);
     case MK_F_CP_COMMIT: return on_cp_commit(d, f);
+    case MK_F_TREE_QUERY: return on_tree_query(d, f);
     case MK_F_HELLO: return fail_session(d, MK_ESTATE, "second HELLO");
     case MK_F_ERROR: {
         mk_error_frame e;
@@ -593,6 +660,9 @@ int mk_dest_promote(mk_dest *d)
      * describes: the log is retired so no source can resume against it. */
     if (rc == 0 && (rc = mk_file_truncate(d->logf, 0)) == 0)
         rc = mk_file_sync(d->logf);
+    /* The tree described the CP image; the promoted volume is newer. */
+    if (rc == 0 && (rc = mk_file_truncate(d->tree_file, 0)) == 0)
+        rc = mk_file_sync(d->tree_file);
     if (rc)
         d->fatal = rc;
     return rc;

@@ -30,6 +30,10 @@ typedef struct mk_dest_config {
     /* Expected volume; zeros mean "adopt the first source's HELLO". */
     uint64_t volume_id, nblocks;
     uint32_t block_size;
+    /* The mirror's Merkle tree file (section 9.7), a cache of the image:
+     * NULL keeps it in memory, rebuilt from the image when the engine
+     * opens an existing log.  Borrowed, like the other files. */
+    mk_file *tree;
 } mk_dest_config;
 
 typedef struct mk_dest_stats {

@@ -206,14 +206,18 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 /* The forked destination of the pipe and tcp transports. */
 static void child_dest(pair_link *l, int fd, int lfd)
 {
-    char logp[PATH_MAX];
-    mk_file *mirror = NULL, *log = NULL;
+    char logp[PATH_MAX], treep[PATH_MAX];
+    mk_file *mirror = NULL, *log = NULL, *tree = NULL;
     mk_dest *d = NULL;
-    mk_dest_config dc = {0, 0, 0};
+    mk_dest_config dc = {0};
     snprintf(logp, sizeof logp, "%s/dest.log", l->cfg->workdir);
+    snprintf(treep, sizeof treep, "%s/mirror.mkt", l->cfg->workdir);
     int rc = mk_file_open(l->mirror_path, 1, "ref/dest/mirror", &mirror);
     if (!rc)
         rc = mk_file_open(logp, 1, "ref/dest/log", &log);
+    if (!rc)
+        rc = mk_file_open(treep, 1, "ref/dest/tree", &tree);
+    dc.tree = tree;
     if (!rc)
         rc = mk_dest_open(&dc, mirror, log, &d);
     if (!rc && lfd >= 0) {
@@ -235,7 +239,7 @@ static int link_open(pair_link *l)
     l->fd = -1;
     mk_prng_seed(&l->rng, c->seed ^ 0x6c696e6bULL);
     if (c->transport == MK_T_SIM) {
-        mk_dest_config dc = {0, 0, 0};
+        mk_dest_config dc = {0};
         mk_file *raw, *seen;
         /* The destination writes its mirror through two wrappers: I5's,
          * which counts (and refuses) any write outside the volume, over a
@@ -594,6 +598,41 @@ static int run_check(pair_link *l, mk_checker *ck, mk_file *store, check_fn fn,
     return rc;
 }
 
+/* The source found the mirror's Merkle root wrong in a CP_ACK and descended
+ * the trees (section 9.7): name the blocks, with what last wrote them. */
+static void report_tree_diff(FILE *o, const mk_pair_config *c, const mk_source *src,
+                             mk_checker *ck)
+{
+    size_t n;
+    uint64_t queries;
+    int more;
+    const uint64_t *b = mk_source_diff_blocks(src, &n, &queries, &more);
+    if (!n)
+        return;
+    if (c->json) {
+        fprintf(o, "{\"check\":\"merkle\",\"cp\":%llu,\"held\":false,\"invariant\":\"I1\","
+                   "\"node_queries\":%llu,\"more\":%s,\"blocks\":[",
+                (unsigned long long)mk_source_cp_acked(src), (unsigned long long)queries,
+                more ? "true" : "false");
+        for (size_t i = 0; i < n; i++)
+            fprintf(o, "%s%llu", i ? "," : "", (unsigned long long)b[i]);
+        fprintf(o, "]}\n");
+        return;
+    }
+    fprintf(o, "VIOLATED I1 mirror equals the CP image (Merkle root in CP_ACK %llu): "
+               "%zu%s differing blocks found with %llu tree nodes asked\n",
+            (unsigned long long)mk_source_cp_acked(src), n, more ? "+" : "",
+            (unsigned long long)queries);
+    for (size_t i = 0; i < n; i++) {
+        mk_prov p;
+        mk_checker_provenance(ck, b[i], &p);
+        fprintf(o, "  block %llu (byte offset %llu): ", (unsigned long long)b[i],
+                (unsigned long long)(b[i] * c->block_size));
+        mk_prov_text(o, &p);
+        fprintf(o, "\n");
+    }
+}
+
 /* Breaks the mirror on purpose, as a disk or a stray writer would: one byte
  * of one block flipped behind the destination's back. */
 static int corrupt_mirror(pair_link *l)
@@ -667,8 +706,8 @@ static int take_cp(pair_link *l, mk_checker *ck, mk_file *store, mk_pair_result 
 int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
 {
     mk_source_config sc = {c->volume_id, c->nblocks, c->source_id, c->block_size,
-                           c->mode, 0};
-    mk_file *store = NULL;
+                           c->mode, 0, NULL};
+    mk_file *store = NULL, *stree = NULL;
     mk_source *src = NULL;
     planner pl = {.cfg = c};
     pair_link l = {0};
@@ -684,8 +723,13 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
     if (c->record && !(l.record = fopen(c->record, "wb")))
         return res->err = MK_EIO;
     if ((rc = mk_file_mem("verify/provenance", &prov)) ||
-        (rc = mk_file_mem("ref/source/store", &store)) ||
-        (rc = mk_source_new(&sc, store, &src)) ||
+        (rc = mk_file_mem("ref/source/tree", &stree)) ||
+        (rc = mk_file_mem("ref/source/store", &store)))
+        goto out;
+    /* The source keeps the Merkle tree of its CP image and checks the
+     * mirror's root in every CP_ACK (section 9.7). */
+    sc.tree = stree;
+    if ((rc = mk_source_new(&sc, store, &src)) ||
         (!c->script &&
          (rc = mk_workload_init(&pl.wl, c->workload, c->seed, c->nblocks, c->block_size))))
         goto out;
@@ -778,6 +822,8 @@ out:
         fprintf(c->script_out, "error %s\n", mk_errname(rc));
         fflush(c->script_out);
     }
+    if (o && src && rc == MK_EVERIFY)
+        report_tree_diff(o, c, src, ck);
     if (o && c->json) {
         print_summary_json(o, c, res);
     } else if (o) {
@@ -800,5 +846,6 @@ out:
     free(pl.data);
     mk_source_free(src);
     mk_file_close(store);
+    mk_file_close(stree);
     return rc;
 }

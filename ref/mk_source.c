@@ -6,6 +6,7 @@
 
 #include "mk_err.h"
 #include "mk_map.h"
+#include "mk_merkle.h"
 #include "mk_wire.h"
 
 enum { S_DOWN, S_HELLO_SENT, S_READY };
@@ -31,6 +32,7 @@ typedef struct tid_ent {
 typedef struct desc {
     uint64_t block;
     uint64_t hash;     /* XXH3-64 of the block, valid when whole */
+    mk_h128 leaf;      /* its Merkle leaf (section 9.7), valid when whole */
     uint32_t xidx;     /* index into the transfer-ID table, when whole */
     uint32_t slot;     /* block number within that transfer */
     uint8_t whole;     /* current content == that slot */
@@ -79,6 +81,14 @@ struct mk_source {
     uint8_t *scratch;  /* one block */
     int remote_code;
     char remote_msg[MK_ERROR_MSG_MAX + 1];
+    /* the Merkle tree of the CP image, and a descent after a mismatch */
+    mk_merkle *tree;
+    mk_h128 cp_root;
+    mk_merkle_diff *diff;
+    uint64_t diff_blocks[MK_SOURCE_MAX_DIFFS];
+    size_t ndiff;
+    uint64_t diff_queries;
+    int diff_truncated;
     mk_source_stats st;
 };
 
@@ -138,6 +148,11 @@ int mk_source_new(const mk_source_config *cfg, mk_file *store, mk_source **out)
         free(s);
         return MK_ENOMEM;
     }
+    int rc;
+    if (cfg->tree && (rc = mk_merkle_open(cfg->tree, cfg->nblocks, &s->tree))) {
+        mk_source_free(s);
+        return rc;
+    }
     *out = s;
     return 0;
 }
@@ -178,6 +193,8 @@ void mk_source_free(mk_source *s)
     cp_free(s);
     mk_buf_free(&s->in);
     mk_buf_free(&s->out);
+    mk_merkle_diff_free(s->diff);
+    mk_merkle_free(s->tree);
     free(s->scratch);
     free(s);
 }
@@ -504,6 +521,8 @@ static int on_nak(mk_source *s, const mk_frame *f)
     return emit_data(s, r);
 }
 
+static int tree_ask(mk_source *s);
+
 static int on_cp_ack(mk_source *s, const mk_frame *f)
 {
     mk_cp_ack a;
@@ -518,7 +537,77 @@ static int on_cp_ack(mk_source *s, const mk_frame *f)
         return fail(s, MK_EDIGEST);
     cp_done(s);
     s->st.cps_acked++;
+    mk_h128 root = {a.root_lo, a.root_hi};
+    if (!s->tree || mk_h128_eq(root, s->cp_root))
+        return 0;
+    /* The mirror is not the CP image although every block the CP sent
+     * arrived as sent: descend the trees to find where (section 9.7). */
+    if (!(s->diff = mk_merkle_diff_start(s->tree, root, MK_SOURCE_MAX_DIFFS)))
+        return fail(s, MK_ENOMEM);
+    return tree_ask(s);
+}
+
+/* Sends the descent's pending queries, a frame per level and batch. */
+static int tree_ask(mk_source *s)
+{
+    uint64_t idx[MK_MAX_TREE_NODES];
+    uint32_t level = 0, n = 0, lv;
+    uint64_t i;
+    int rc;
+    while ((rc = mk_merkle_diff_next_query(s->diff, &lv, &i)) == 1) {
+        if (n && (lv != level || n == MK_MAX_TREE_NODES)) {
+            EMIT(s, s->st.session_bytes, mk_tree_query_encode(&s->out, s->send_seq++, level, idx, n));
+            n = 0;
+        }
+        level = lv;
+        idx[n++] = i;
+    }
+    if (rc < 0)
+        return fail(s, MK_EVERIFY);
+    if (n)
+        EMIT(s, s->st.session_bytes, mk_tree_query_encode(&s->out, s->send_seq++, level, idx, n));
+    if (mk_merkle_diff_done(s->diff)) {
+        size_t k;
+        const uint64_t *leaves = mk_merkle_diff_leaves(s->diff, &k);
+        s->ndiff = k < MK_SOURCE_MAX_DIFFS ? k : MK_SOURCE_MAX_DIFFS;
+        memcpy(s->diff_blocks, leaves, s->ndiff * sizeof *leaves);
+        s->diff_queries = mk_merkle_diff_queries(s->diff);
+        s->diff_truncated = mk_merkle_diff_truncated(s->diff);
+        return fail(s, MK_EVERIFY);
+    }
     return 0;
+}
+
+static int on_tree_nodes(mk_source *s, const mk_frame *f)
+{
+    uint32_t level, count;
+    int rc = mk_tree_nodes_decode(f, &level, &count);
+    if (rc)
+        return fail(s, rc);
+    if (!s->diff)
+        return fail(s, MK_ESTATE);
+    for (uint32_t i = 0; i < count; i++) {
+        mk_tree_node n;
+        mk_tree_nodes_at(f, i, &n);
+        rc = mk_merkle_diff_answer(s->diff, level, n.index, (mk_h128){n.left_lo, n.left_hi},
+                                   (mk_h128){n.right_lo, n.right_hi});
+        /* A destination whose nodes do not hash to what it said before is
+         * lying or damaged: the check fails either way. */
+        if (rc)
+            return fail(s, rc == MK_EINVAL ? MK_EVERIFY : MK_ESTATE);
+    }
+    return tree_ask(s);
+}
+
+const uint64_t *mk_source_diff_blocks(const mk_source *s, size_t *n, uint64_t *queries,
+                                      int *truncated)
+{
+    *n = s->ndiff;
+    if (queries)
+        *queries = s->diff_queries;
+    if (truncated)
+        *truncated = s->diff_truncated;
+    return s->diff_blocks;
 }
 
 static int on_frame(mk_source *s, const mk_frame *f)
@@ -533,6 +622,7 @@ static int on_frame(mk_source *s, const mk_frame *f)
     case MK_F_LOG_ACK: return on_log_ack(s, f);
     case MK_F_NAK: return on_nak(s, f);
     case MK_F_CP_ACK: return on_cp_ack(s, f);
+    case MK_F_TREE_NODES: return on_tree_nodes(s, f);
     case MK_F_ERROR: {
         mk_error_frame e;
         int rc = mk_error_decode(f, &e);
@@ -588,6 +678,10 @@ static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot
     d->xidx = whole_data ? xidx : NO_XIDX;
     d->slot = slot;
     d->hash = whole_data ? mk_block_hash(whole_data, s->cfg.block_size) : 0;
+    /* The leaf is taken while the bytes are in hand, so a CP never has to
+     * read a REF block back just to update the tree. */
+    if (whole_data && s->tree)
+        d->leaf = mk_leaf_hash(whole_data, s->cfg.block_size);
     return 0;
 }
 
@@ -761,6 +855,19 @@ int mk_source_cp(mk_source *s, uint64_t now)
             s->st.cp_data_blocks++;
         }
         digest = mk_digest_step(digest, r->block, r->hash);
+        if (s->tree &&
+            (rc = mk_merkle_set(s->tree, r->block, d->whole ? d->leaf : mk_leaf_hash(r->data, bs)))) {
+            s->cr = cr;
+            s->cr_len = i + 1;
+            cp_free(s);
+            return fail(s, rc);
+        }
+    }
+    if (s->tree && ((rc = mk_merkle_commit(s->tree)) || (rc = mk_merkle_root(s->tree, &s->cp_root)))) {
+        s->cr = cr;
+        s->cr_len = s->dv_len;
+        cp_free(s);
+        return fail(s, rc);
     }
     s->st.naive_bytes += (uint64_t)s->dv_len * bs;
     s->cr = cr;

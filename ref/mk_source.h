@@ -30,6 +30,9 @@ typedef struct mk_source_config {
     uint32_t block_size;
     int mode;              /* MK_MODE_SYNC, MK_MODE_SEMI, MK_MODE_ASYNC */
     uint64_t max_lag;      /* unacknowledged transfer bytes (0: default) */
+    /* The Merkle tree of the source's CP image (section 9.7), a sparse
+     * cache file, or NULL: then the root in CP_ACK is not checked. */
+    mk_file *tree;
 } mk_source_config;
 
 /* Section 11: the bandwidth accounting every run reports. */
@@ -88,6 +91,14 @@ typedef struct mk_cp_record {
 } mk_cp_record;
 size_t mk_source_cp_size(const mk_source *s);
 int mk_source_cp_record(const mk_source *s, size_t i, mk_cp_record *out);
+
+/* After the source failed with MK_EVERIFY because the mirror's Merkle root
+ * differed (section 9.7): the differing blocks the descent found (at most
+ * MK_SOURCE_MAX_DIFFS, ascending), the tree nodes it asked for, and
+ * whether more blocks may differ. */
+#define MK_SOURCE_MAX_DIFFS 16
+const uint64_t *mk_source_diff_blocks(const mk_source *s, size_t *n, uint64_t *queries,
+                                      int *truncated);
 
 /* After MK_EREMOTE: the destination's error code and message (section 3.6). */
 int mk_source_remote_error(const mk_source *s, const char **msg);

@@ -19,6 +19,8 @@ const char *mk_ftype_name(int type)
     case MK_F_LOG_ACK: return "LOG_ACK";
     case MK_F_NAK: return "NAK";
     case MK_F_CP_ACK: return "CP_ACK";
+    case MK_F_TREE_QUERY: return "TREE_QUERY";
+    case MK_F_TREE_NODES: return "TREE_NODES";
     case MK_R_TRANSFER: return "R_TRANSFER";
     case MK_R_CP_DATA: return "R_CP_DATA";
     case MK_R_CP_COMMIT: return "R_CP_COMMIT";
@@ -365,6 +367,8 @@ int mk_cp_ack_decode(const mk_frame *f, mk_cp_ack *a)
     mk_rcur_u64(&c, &a->cp);
     mk_rcur_u64(&c, &a->napplied);
     mk_rcur_u64(&c, &a->digest);
+    mk_rcur_u64(&c, &a->root_lo);
+    mk_rcur_u64(&c, &a->root_hi);
     return 0;
 }
 
@@ -531,6 +535,8 @@ int mk_cp_ack_encode(mk_buf *b, uint64_t seq, const mk_cp_ack *a)
     mk_wcur_u64(&c, a->cp);
     mk_wcur_u64(&c, a->napplied);
     mk_wcur_u64(&c, a->digest);
+    mk_wcur_u64(&c, a->root_lo);
+    mk_wcur_u64(&c, a->root_hi);
     return mk_frame_close(b, &c);
 }
 
@@ -546,5 +552,91 @@ int mk_error_encode(mk_buf *b, uint64_t seq, int32_t code, const char *msg)
     mk_wcur_u32(&c, err_to_wire(code));
     mk_wcur_u32(&c, (uint32_t)n);
     mk_wcur_bytes(&c, msg, n);
+    return mk_frame_close(b, &c);
+}
+
+/* ---- Merkle descent ---------------------------------------------------- */
+
+/* Both tree frames: u32 level, u32 count, then count fixed-size entries. */
+static int tree_hdr(const mk_frame *f, size_t entry, uint32_t *level, uint32_t *count)
+{
+    mk_rcur c;
+    if (f->len < MK_TREE_QUERY_HDR_LEN)
+        return MK_ELENGTH;
+    mk_rcur_init(&c, f->payload, f->len);
+    mk_rcur_u32(&c, level);
+    mk_rcur_u32(&c, count);
+    if (*level == 0 || *level > 64)
+        return MK_ERANGE;
+    if (*count == 0 || *count > MK_MAX_TREE_NODES || mk_rcur_left(&c) != *count * entry)
+        return MK_ELENGTH;
+    return 0;
+}
+
+int mk_tree_query_decode(const mk_frame *f, uint32_t *level, uint32_t *count)
+{
+    return tree_hdr(f, 8, level, count);
+}
+
+int mk_tree_query_at(const mk_frame *f, uint32_t i, uint64_t *index)
+{
+    mk_rcur c;
+    mk_rcur_init(&c, f->payload, f->len);
+    int rc = mk_rcur_skip(&c, MK_TREE_QUERY_HDR_LEN + (size_t)i * 8);
+    return rc ? rc : mk_rcur_u64(&c, index);
+}
+
+int mk_tree_query_encode(mk_buf *b, uint64_t seq, uint32_t level, const uint64_t *index,
+                         uint32_t count)
+{
+    mk_wcur c;
+    if (count == 0 || count > MK_MAX_TREE_NODES)
+        return MK_ELENGTH;
+    int rc = mk_frame_open(b, MK_FRAME_MAGIC, MK_F_TREE_QUERY, seq,
+                           MK_TREE_QUERY_HDR_LEN + (size_t)count * 8, &c);
+    if (rc)
+        return rc;
+    mk_wcur_u32(&c, level);
+    mk_wcur_u32(&c, count);
+    for (uint32_t i = 0; i < count; i++)
+        mk_wcur_u64(&c, index[i]);
+    return mk_frame_close(b, &c);
+}
+
+int mk_tree_nodes_decode(const mk_frame *f, uint32_t *level, uint32_t *count)
+{
+    return tree_hdr(f, MK_TREE_NODE_LEN, level, count);
+}
+
+int mk_tree_nodes_at(const mk_frame *f, uint32_t i, mk_tree_node *n)
+{
+    mk_rcur c;
+    mk_rcur_init(&c, f->payload, f->len);
+    int rc = mk_rcur_skip(&c, MK_TREE_QUERY_HDR_LEN + (size_t)i * MK_TREE_NODE_LEN);
+    if (rc || (rc = mk_rcur_u64(&c, &n->index)) || (rc = mk_rcur_u64(&c, &n->left_lo)) ||
+        (rc = mk_rcur_u64(&c, &n->left_hi)) || (rc = mk_rcur_u64(&c, &n->right_lo)))
+        return rc;
+    return mk_rcur_u64(&c, &n->right_hi);
+}
+
+int mk_tree_nodes_encode(mk_buf *b, uint64_t seq, uint32_t level, const mk_tree_node *n,
+                         uint32_t count)
+{
+    mk_wcur c;
+    if (count == 0 || count > MK_MAX_TREE_NODES)
+        return MK_ELENGTH;
+    int rc = mk_frame_open(b, MK_FRAME_MAGIC, MK_F_TREE_NODES, seq,
+                           MK_TREE_QUERY_HDR_LEN + (size_t)count * MK_TREE_NODE_LEN, &c);
+    if (rc)
+        return rc;
+    mk_wcur_u32(&c, level);
+    mk_wcur_u32(&c, count);
+    for (uint32_t i = 0; i < count; i++) {
+        mk_wcur_u64(&c, n[i].index);
+        mk_wcur_u64(&c, n[i].left_lo);
+        mk_wcur_u64(&c, n[i].left_hi);
+        mk_wcur_u64(&c, n[i].right_lo);
+        mk_wcur_u64(&c, n[i].right_hi);
+    }
     return mk_frame_close(b, &c);
 }

@@ -45,6 +45,7 @@ enum mk_ftype {
     MK_F_CP_DATA = 0x04,
     MK_F_CP_REF = 0x05,
     MK_F_CP_COMMIT = 0x06,
+    MK_F_TREE_QUERY = 0x07,
     /* either direction */
     MK_F_ERROR = 0x7F,
     /* destination -> source */
@@ -52,6 +53,7 @@ enum mk_ftype {
     MK_F_LOG_ACK = 0x82,
     MK_F_NAK = 0x83,
     MK_F_CP_ACK = 0x84,
+    MK_F_TREE_NODES = 0x85,
     /* log-store records (section 7.3) */
     MK_R_TRANSFER = 0x10,
     MK_R_CP_DATA = 0x11,
@@ -179,8 +181,27 @@ typedef struct mk_nak {
 
 typedef struct mk_cp_ack {
     uint64_t cp, napplied, digest;
+    uint64_t root_lo, root_hi; /* Merkle root of the mirror (section 9.7) */
 } mk_cp_ack;
-#define MK_CP_ACK_LEN 24
+#define MK_CP_ACK_LEN 40
+
+/* Merkle descent (section 9.7): the source asks for the children of up to
+ * MK_MAX_TREE_NODES nodes of one level; the destination answers with them. */
+#define MK_MAX_TREE_NODES 1024
+#define MK_TREE_QUERY_HDR_LEN 8
+#define MK_TREE_NODE_LEN 40 /* index u64, left 16, right 16 */
+int mk_tree_query_decode(const mk_frame *f, uint32_t *level, uint32_t *count);
+int mk_tree_query_at(const mk_frame *f, uint32_t i, uint64_t *index);
+int mk_tree_query_encode(mk_buf *b, uint64_t seq, uint32_t level, const uint64_t *index,
+                         uint32_t count);
+typedef struct mk_tree_node {
+    uint64_t index;
+    uint64_t left_lo, left_hi, right_lo, right_hi;
+} mk_tree_node;
+int mk_tree_nodes_decode(const mk_frame *f, uint32_t *level, uint32_t *count);
+int mk_tree_nodes_at(const mk_frame *f, uint32_t i, mk_tree_node *n);
+int mk_tree_nodes_encode(mk_buf *b, uint64_t seq, uint32_t level, const mk_tree_node *n,
+                         uint32_t count);
 
 #define MK_ERROR_MSG_MAX 256
 typedef struct mk_error_frame {

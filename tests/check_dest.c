@@ -387,7 +387,7 @@ START_TEST(test_s2_3_volume_mismatch_evolume)
         dfx_files(&x);
         mkt_peer_init(&x.p);
         x.cfg = (mk_dest_config){k == 0 ? MKT_VOLUME_ID + 1 : 0, k == 1 ? NB + 1 : 0,
-                                 k == 2 ? 4096 : 0};
+                                 k == 2 ? 4096 : 0, NULL};
         mkt_ok(mk_dest_open(&x.cfg, x.mirror, x.log, &x.d));
         dfx_hello_frame(&x);
         mkt_assert_err(dfx_send(&x), MK_EVOLUME);
@@ -402,13 +402,13 @@ START_TEST(test_s2_3_volume_mismatch_evolume)
     dfx_ready(&x);
     mk_dest_free(x.d);
     x.d = NULL;
-    mk_dest_config bad[3] = {{MKT_VOLUME_ID + 1, 0, 0}, {0, NB + 1, 0}, {0, 0, 4096}};
+    mk_dest_config bad[3] = {{MKT_VOLUME_ID + 1, 0, 0, NULL}, {0, NB + 1, 0, NULL}, {0, 0, 4096, NULL}};
     for (int k = 0; k < 3; k++) {
         mk_dest *d = NULL;
         mkt_assert_err(mk_dest_open(&bad[k], x.mirror, x.log, &d), MK_EVOLUME);
         ck_assert_ptr_null(d);
     }
-    mk_dest_config good = {MKT_VOLUME_ID, NB, BS};
+    mk_dest_config good = {MKT_VOLUME_ID, NB, BS, NULL};
     mkt_ok(mk_dest_open(&good, x.mirror, x.log, &x.d));
     dfx_free(&x);
 }
@@ -1569,7 +1569,7 @@ START_TEST(test_s7_6_open_redoes_committed_cp)
     mk_file *l = mkt_mem_with(log, len), *m;
     mkt_ok(mk_file_mem("test/mirror", &m));
     mkt_ok(mk_file_truncate(m, VB));
-    mk_dest_config cfg = {0, 0, 0};
+    mk_dest_config cfg = {0};
     mk_dest *d;
     mkt_ok(mk_dest_open(&cfg, m, l, &d));
     ck_assert_uint_eq(mk_dest_get_stats(d)->redo_cps, 1);
@@ -1611,7 +1611,7 @@ START_TEST(test_s7_6_crash_during_redo_at_every_tick)
             mkt_ok(mk_file_sync(m));
             clk.limit = clk.ticks + k;
             clk.tear = tears[t];
-            mk_dest_config cfg = {0, 0, 0};
+            mk_dest_config cfg = {0};
             mk_dest *d = NULL;
             int rc = mk_dest_open(&cfg, m, l, &d);
             int done = rc == 0;
@@ -1655,7 +1655,7 @@ START_TEST(test_s7_6_torn_commit_never_applied)
         mk_file *l = mkt_mem_with(log, len - cut), *m;
         mkt_ok(mk_file_mem("test/mirror", &m));
         mkt_ok(mk_file_truncate(m, VB));
-        mk_dest_config cfg = {0, 0, 0};
+        mk_dest_config cfg = {0};
         mk_dest *d;
         mkt_ok(mk_dest_open(&cfg, m, l, &d));
         ck_assert_uint_eq(mk_dest_get_stats(d)->redo_cps, 0);
@@ -1847,7 +1847,7 @@ static void crun_recover(crun *r)
     r->clk.dead = 0;
     r->clk.limit = 0;
     r->clk.tear = 0;
-    mk_dest_config cfg = {0, 0, 0};
+    mk_dest_config cfg = {0};
     int rc = mk_dest_open(&cfg, &r->wm->base, &r->wl->base, &r->dst);
     if (rc) {
         uint64_t llen = mkt_fsize(&r->wl->base);
@@ -1943,9 +1943,9 @@ static uint64_t crash_run(int mode, uint64_t limit, uint32_t tear, int from_star
     r.wm = mkt_wrap(m, &r.clk);
     r.wl = mkt_wrap(l, &r.clk);
     mkt_ok(mk_file_mem("test/source/store", &r.store));
-    r.sc = (mk_source_config){MKT_VOLUME_ID, NB, MKT_SOURCE_ID, BS, mode, 4 * BS};
+    r.sc = (mk_source_config){MKT_VOLUME_ID, NB, MKT_SOURCE_ID, BS, mode, 4 * BS, NULL};
     mkt_ok(mk_source_new(&r.sc, r.store, &r.src));
-    mk_dest_config cfg = {0, 0, 0};
+    mk_dest_config cfg = {0};
     mkt_ok(mk_dest_open(&cfg, &r.wm->base, &r.wl->base, &r.dst));
     mkt_link_init(&r.link, r.src, r.dst);
     r.link.dst_down = &r.clk.dead;

@@ -200,6 +200,7 @@ START_TEST(test_s9_i1_pair_run_pipe_and_tcp)
         unlink(simrec);
         mkt_unlink_in(dir, "mirror.img");
         mkt_unlink_in(dir, "dest.log");
+        mkt_unlink_in(dir, "mirror.mkt");
         ck_assert_int_eq(rmdir(dir), 0);
     }
 }
@@ -551,7 +552,7 @@ static void promote_copy_and_check(mkt_env *e)
     uint8_t *m = mkt_slurp(e->mirror, &ml), *l = mkt_slurp(e->log, &ll);
     mk_file *fm = mkt_mem_with(m, ml), *fl = mkt_mem_with(l, ll);
     mk_dest *d;
-    mk_dest_config cfg = {0, 0, 0};
+    mk_dest_config cfg = {0};
     mkt_ok(mk_dest_open(&cfg, fm, fl, &d));
     mkt_ok(mk_dest_promote(d));
     mkt_assert_image(fm, e->model, e->sc.nblocks, e->sc.block_size);
@@ -784,7 +785,7 @@ END_TEST
 START_TEST(test_s6_4_huge_sparse_volume_pair)
 {
     const uint64_t nb = (1ull << 40) / BS, V = nb * BS;
-    mk_source_config sc = {MKT_VOLUME_ID, nb, MKT_SOURCE_ID, BS, MK_MODE_SYNC, 0};
+    mk_source_config sc = {MKT_VOLUME_ID, nb, MKT_SOURCE_ID, BS, MK_MODE_SYNC, 0, NULL};
     mk_file *store, *mirror, *log;
     mk_source *s;
     mk_dest *d;
@@ -792,7 +793,7 @@ START_TEST(test_s6_4_huge_sparse_volume_pair)
     mkt_ok(mk_file_mem("m", &mirror));
     mkt_ok(mk_file_mem("l", &log));
     mkt_ok(mk_source_new(&sc, store, &s));
-    mk_dest_config dc = {0, 0, 0};
+    mk_dest_config dc = {0};
     mkt_ok(mk_dest_open(&dc, mirror, log, &d));
     mkt_link l;
     mkt_link_init(&l, s, d);

@@ -31,7 +31,7 @@ typedef struct sfx {
 static void sfx_make(sfx *x, int mode, uint64_t nb, uint32_t bs, uint64_t max_lag)
 {
     memset(x, 0, sizeof *x);
-    x->cfg = (mk_source_config){MKT_VOLUME_ID, nb, MKT_SOURCE_ID, bs, mode, max_lag};
+    x->cfg = (mk_source_config){MKT_VOLUME_ID, nb, MKT_SOURCE_ID, bs, mode, max_lag, NULL};
     x->vbytes = nb * bs;
     mkt_ok(mk_file_mem("test/source/store", &x->store));
     mkt_ok(mk_source_new(&x->cfg, x->store, &x->s));
@@ -280,13 +280,13 @@ START_TEST(test_s2_1_hello_first_frame)
     mk_file *f;
     mk_source *s = NULL;
     mkt_ok(mk_file_mem("test/store", &f));
-    mk_source_config c = {1, NB, 2, 1000, MK_MODE_SYNC, 0};
+    mk_source_config c = {1, NB, 2, 1000, MK_MODE_SYNC, 0, NULL};
     mkt_assert_err(mk_source_new(&c, f, &s), MK_EBLOCKSIZE);
-    c = (mk_source_config){1, NB, 2, BS, 4, 0};
+    c = (mk_source_config){1, NB, 2, BS, 4, 0, NULL};
     mkt_assert_err(mk_source_new(&c, f, &s), MK_EMODE);
-    c = (mk_source_config){1, 0, 2, BS, MK_MODE_SYNC, 0};
+    c = (mk_source_config){1, 0, 2, BS, MK_MODE_SYNC, 0, NULL};
     mkt_assert_err(mk_source_new(&c, f, &s), MK_ERANGE);
-    c = (mk_source_config){1, UINT64_MAX / BS + 1, 2, BS, MK_MODE_SYNC, 0};
+    c = (mk_source_config){1, UINT64_MAX / BS + 1, 2, BS, MK_MODE_SYNC, 0, NULL};
     mkt_assert_err(mk_source_new(&c, f, &s), MK_ERANGE);
     ck_assert_ptr_null(s);
     mk_file_close(f);
@@ -502,7 +502,7 @@ START_TEST(test_s8_5_source_fatal_errors)
     mkt_wfile *w;
     for (int up = 1; up >= 0; up--) {
         memset(&x, 0, sizeof x);
-        x.cfg = (mk_source_config){MKT_VOLUME_ID, NB, MKT_SOURCE_ID, BS, MK_MODE_SEMI, 0};
+        x.cfg = (mk_source_config){MKT_VOLUME_ID, NB, MKT_SOURCE_ID, BS, MK_MODE_SEMI, 0, NULL};
         mk_file *in;
         mkt_ok(mk_file_mem("test/store", &in));
         w = mkt_wrap(in, NULL);

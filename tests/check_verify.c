@@ -14,6 +14,7 @@
 #include "mk_check.h"
 #include "mk_dest.h"
 #include "mk_err.h"
+#include "mk_merkle.h"
 #include "mk_pair.h"
 #include "mk_source.h"
 #include "mk_test.h"
@@ -27,7 +28,7 @@
  * destination's mirror is the checker's view of it (through a write
  * witness when asked).  Tests then damage that mirror on purpose. */
 typedef struct fixture {
-    mk_file *store, *mirror, *log, *prov;
+    mk_file *store, *mirror, *log, *prov, *stree, *dtree;
     mk_source *src;
     mk_dest *dst;
     mk_checker *ck;
@@ -52,9 +53,13 @@ static void pump(fixture *f)
 
 static void fx_open2(fixture *f, uint64_t scrub, int atomicity, int witness)
 {
-    mk_source_config sc = {1, NB, 2, BS, MK_MODE_SEMI, 0};
-    mk_dest_config dc = {0, 0, 0};
+    mk_source_config sc = {1, NB, 2, BS, MK_MODE_SEMI, 0, NULL};
+    mk_dest_config dc = {0};
     memset(f, 0, sizeof *f);
+    ck_assert_int_eq(mk_file_mem("stree", &f->stree), 0);
+    ck_assert_int_eq(mk_file_mem("dtree", &f->dtree), 0);
+    sc.tree = f->stree;
+    dc.tree = f->dtree;
     ck_assert_int_eq(mk_file_mem("store", &f->store), 0);
     ck_assert_int_eq(mk_file_mem("mirror", &f->mirror), 0);
     ck_assert_int_eq(mk_file_mem("log", &f->log), 0);
@@ -86,6 +91,8 @@ static void fx_close(fixture *f)
     mk_file_close(f->mirror);
     mk_file_close(f->log);
     mk_file_close(f->prov);
+    mk_file_close(f->stree);
+    mk_file_close(f->dtree);
 }
 
 static void fill(uint8_t *b, size_t n, uint8_t seed)
@@ -431,6 +438,60 @@ START_TEST(test_s9_i1_pair_run_reports_damage)
 }
 END_TEST
 
+/* Section 9.7: a destination whose mirror (and its own idea of it) went
+ * wrong reports a Merkle root in CP_ACK that the source's differs from;
+ * the source descends the two trees and names exactly the bad blocks,
+ * asking O(d log N) nodes. */
+START_TEST(test_s9_7_merkle_root_mismatch_found_by_descent)
+{
+    fixture f;
+    mk_check_report rep;
+    fx_open(&f, 0, 0);
+    src_write(&f, 0, 8 * BS, 1);
+    ck_assert_int_eq(run_cp(&f, 1, NULL, &rep), 0);
+    /* A destination bug: blocks 5 and 40 of its mirror change and its tree
+     * follows, as if it had applied something the source never sent. */
+    mk_merkle *t;
+    uint8_t junk[BS];
+    fill(junk, BS, 77);
+    ck_assert_int_eq(mk_merkle_open(f.dtree, NB, &t), 0);
+    uint64_t bad[] = {5, 40};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mk_file_pwrite(f.mirror, junk, BS, bad[i] * BS), 0);
+        ck_assert_int_eq(mk_merkle_set(t, bad[i], mk_leaf_hash(junk, BS)), 0);
+    }
+    ck_assert_int_eq(mk_merkle_commit(t), 0);
+    mk_merkle_free(t);
+    /* The next CP's CP_ACK carries the wrong root. */
+    src_write(&f, 20 * BS, BS, 2);
+    ck_assert_int_eq(mk_source_cp(f.src, 0), 0);
+    mk_buf *a = mk_source_out(f.src), *b = mk_dest_out(f.dst);
+    int rc = 0;
+    for (int round = 0; round < 100 && rc == 0 && (mk_buf_len(a) || mk_buf_len(b)); round++) {
+        if (mk_buf_len(a)) {
+            ck_assert_int_eq(mk_dest_recv(f.dst, mk_buf_peek(a), mk_buf_len(a), 0), 0);
+            mk_buf_consume(a, mk_buf_len(a));
+        }
+        if (mk_buf_len(b)) {
+            rc = mk_source_recv(f.src, mk_buf_peek(b), mk_buf_len(b), 0);
+            mk_buf_consume(b, mk_buf_len(b));
+        }
+    }
+    ck_assert_int_eq(rc, MK_EVERIFY);
+    ck_assert_int_eq(mk_source_error(f.src), MK_EVERIFY);
+    size_t n;
+    uint64_t queries;
+    int more;
+    const uint64_t *d = mk_source_diff_blocks(f.src, &n, &queries, &more);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_uint_eq(d[0], 5);
+    ck_assert_uint_eq(d[1], 40);
+    ck_assert_int_eq(more, 0);
+    ck_assert_uint_le(queries, 2 * (6 + 1)); /* d (H+1), H = log2 64 */
+    fx_close(&f);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("verify");
@@ -447,6 +508,7 @@ int main(void)
     tcase_add_test(t, test_s9_i4_fingerprint);
     tcase_add_test(t, test_s9_i5_bounded_mirror);
     tcase_add_test(t, test_s9_i1_pair_run_reports_damage);
+    tcase_add_test(t, test_s9_7_merkle_root_mismatch_found_by_descent);
     suite_add_tcase(s, t);
     return mk_test_run(s);
 }

@@ -118,11 +118,13 @@ static const gv GV[GV_COUNT] = {
                 /* reason 21 (MK_EREFHASH), 4 reserved */ "15000000 00000000",
                 0, MK_F_NAK, 9, 24},
     [GV_CP_ACK] = {"CP_ACK",
-                   "4d4b4652 01 84 0000 18000000 0a00000000000000"
+                   "4d4b4652 01 84 0000 28000000 0a00000000000000"
                    /* cp 9 */ "0900000000000000"
                    /* napplied 3 */ "0300000000000000"
-                   /* digest 0x0F1E2D3C4B5A6978 */ "78695a4b3c2d1e0f",
-                   0, MK_F_CP_ACK, 10, 24},
+                   /* digest 0x0F1E2D3C4B5A6978 */ "78695a4b3c2d1e0f"
+                   /* root low64 0x1122334455667788 */ "8877665544332211"
+                   /* root high64 0x99AABBCCDDEEFF00 */ "00ffeeddccbbaa99",
+                   0, MK_F_CP_ACK, 10, 40},
     [GV_ERROR] = {"ERROR",
                   "4d4b4652 01 7f 0000 0b000000 0b00000000000000"
                   /* code 9 (MK_ECHECKSUM) */ "09000000"
@@ -501,10 +503,11 @@ START_TEST(test_s7_5_cp_ack_golden)
 {
     uint8_t g[GV_CAP];
     size_t n = gv_build(&GV[GV_CP_ACK], g, sizeof g);
-    ck_assert_uint_eq(n, 52);
+    ck_assert_uint_eq(n, 68);
     mk_buf b;
     mk_buf_init(&b);
-    mk_cp_ack a = {.cp = 9, .napplied = 3, .digest = 0x0F1E2D3C4B5A6978ull};
+    mk_cp_ack a = {.cp = 9, .napplied = 3, .digest = 0x0F1E2D3C4B5A6978ull,
+                   .root_lo = 0x1122334455667788ull, .root_hi = 0x99AABBCCDDEEFF00ull};
     ck_assert_int_eq(mk_cp_ack_encode(&b, 10, &a), 0);
     assert_encoded(&b, g, n);
     mk_buf_free(&b);
@@ -517,6 +520,8 @@ START_TEST(test_s7_5_cp_ack_golden)
     ck_assert_uint_eq(d.cp, 9);
     ck_assert_uint_eq(d.napplied, 3);
     ck_assert_uint_eq(d.digest, 0x0F1E2D3C4B5A6978ull);
+    ck_assert_uint_eq(d.root_lo, 0x1122334455667788ull);
+    ck_assert_uint_eq(d.root_hi, 0x99AABBCCDDEEFF00ull);
 }
 END_TEST
 
@@ -658,7 +663,7 @@ START_TEST(test_s3_1_frames_back_to_back)
                       {0x11, 43, 0x01020304u, 0xFEDCBA9876543210ull}};
     mk_cp_commit cc = {9, 3};
     mk_nak nk = {9, 0x10, MK_EREFHASH};
-    mk_cp_ack ca = {9, 3, 0x0F1E2D3C4B5A6978ull};
+    mk_cp_ack ca = {9, 3, 0x0F1E2D3C4B5A6978ull, 0x1122334455667788ull, 0x99AABBCCDDEEFF00ull};
 
     mk_buf b;
     mk_buf_init(&b);

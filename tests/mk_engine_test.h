@@ -175,7 +175,7 @@ static inline void mkt_nak(mkt_peer *p, uint64_t cp, uint64_t block, int reason)
 
 static inline void mkt_cp_ack(mkt_peer *p, uint64_t cp, uint64_t n, uint64_t digest)
 {
-    mk_cp_ack a = {cp, n, digest};
+    mk_cp_ack a = {cp, n, digest, 0, 0};
     mkt_ok(mk_cp_ack_encode(&p->b, p->seq++, &a));
 }
 
@@ -618,7 +618,7 @@ typedef struct mkt_env {
 static inline void mkt_env_init(mkt_env *e, int mode, uint64_t nblocks, uint32_t bs)
 {
     memset(e, 0, sizeof *e);
-    e->sc = (mk_source_config){MKT_VOLUME_ID, nblocks, MKT_SOURCE_ID, bs, mode, 0};
+    e->sc = (mk_source_config){MKT_VOLUME_ID, nblocks, MKT_SOURCE_ID, bs, mode, 0, NULL};
     e->vbytes = nblocks * bs;
     mkt_ok(mk_file_mem("test/source/store", &e->store));
     mkt_ok(mk_file_mem("test/dest/mirror", &e->mirror));

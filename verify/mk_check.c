@@ -600,7 +600,12 @@ int mk_file_bounded(mk_file *inner, uint64_t limit, uint64_t *violations, mk_fil
 
 /* ---- reports ---------------------------------------------------------- */
 
-static void prov_text(FILE *o, const mk_prov *p)
+void mk_checker_provenance(mk_checker *ck, uint64_t block, mk_prov *p)
+{
+    prov_get(ck, block, p);
+}
+
+void mk_prov_text(FILE *o, const mk_prov *p)
 {
     switch (p->kind) {
     case MK_PROV_REF:
@@ -650,7 +655,7 @@ void mk_check_report_text(FILE *o, const mk_check_report *rep, uint32_t bs)
                 (unsigned long long)d->block, (unsigned long long)d->offset,
                 (unsigned long long)d->src.high64, (unsigned long long)d->src.low64,
                 (unsigned long long)d->dst.high64, (unsigned long long)d->dst.low64);
-        prov_text(o, &d->prov);
+        mk_prov_text(o, &d->prov);
         fprintf(o, "\n");
         if (d->nbytes) {
             fprintf(o, "    first difference at byte %u (offset %llu): source ", d->at,

@@ -127,6 +127,10 @@ int mk_file_fingerprint(mk_file *f, XXH128_hash_t *out);
 int mk_file_bounded(mk_file *inner, uint64_t limit, uint64_t *violations,
                     mk_file **out);
 
+/* What last wrote block, as far as the checker knows, and its words. */
+void mk_checker_provenance(mk_checker *ck, uint64_t block, mk_prov *p);
+void mk_prov_text(FILE *o, const mk_prov *p);
+
 /* Reports: one readable paragraph, or one JSON object. */
 void mk_check_report_text(FILE *o, const mk_check_report *rep, uint32_t block_size);
 void mk_check_report_json(FILE *o, const mk_check_report *rep);
