@@ -138,10 +138,12 @@ static int open_tree(mk_dest *d, int fresh)
     if (rc || (rc = mk_file_size(d->tree_file, &size)))
         return rc;
     if (fresh && size)
-        return mk_file_truncate(d->tree_file, 0);
-    if (!fresh && size == 0)
-        return mk_merkle_rebuild(d->tree, d->mirror, d->id.block_size);
-    return 0;
+        rc = mk_file_truncate(d->tree_file, 0);
+    else if (!fresh && size == 0)
+        rc = mk_merkle_rebuild(d->tree, d->mirror, d->id.block_size);
+    else
+        return 0;
+    return rc ? rc : mk_file_sync(d->tree_file);
 }
 
 /* The mirror is a sparse image of exactly the volume's size, so every

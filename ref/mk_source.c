@@ -461,6 +461,10 @@ static int on_hello_ack(mk_source *s, const mk_frame *f)
         on_durable(s, a.durable_tid);
     }
     s->peer_tid = a.durable_tid;
+    /* A root mismatch was being traced when the connection went: it stands,
+     * whatever the descent would have named (section 9.7). */
+    if (s->diff)
+        return fail(s, MK_EVERIFY);
     uint64_t acked_cp = s->cp_no - s->cp_inflight;
     int resend_cp = 0;
     if (s->cp_inflight && a.last_cp == s->cp_no) {
@@ -535,13 +539,18 @@ static int on_cp_ack(mk_source *s, const mk_frame *f)
         return fail(s, MK_ECOUNT);
     if (a.digest != s->cp_digest)
         return fail(s, MK_EDIGEST);
-    cp_done(s);
-    s->st.cps_acked++;
+    if (s->diff)
+        return fail(s, MK_ESTATE); /* a second CP_ACK for the same CP */
     mk_h128 root = {a.root_lo, a.root_hi};
-    if (!s->tree || mk_h128_eq(root, s->cp_root))
+    if (!s->tree || mk_h128_eq(root, s->cp_root)) {
+        cp_done(s);
+        s->st.cps_acked++;
         return 0;
+    }
     /* The mirror is not the CP image although every block the CP sent
-     * arrived as sent: descend the trees to find where (section 9.7). */
+     * arrived as sent: descend the trees to find where (section 9.7).  The
+     * CP stays in flight meanwhile - it is not acknowledged, no other CP
+     * can start and move the tree - and the descent ends in MK_EVERIFY. */
     if (!(s->diff = mk_merkle_diff_start(s->tree, root, MK_SOURCE_MAX_DIFFS)))
         return fail(s, MK_ENOMEM);
     return tree_ask(s);
@@ -562,8 +571,8 @@ static int tree_ask(mk_source *s)
         level = lv;
         idx[n++] = i;
     }
-    if (rc < 0)
-        return fail(s, MK_EVERIFY);
+    if (rc < 0) /* a remote whose nodes contradict its root: mismatch stands */
+        return fail(s, rc == MK_EINVAL ? MK_EVERIFY : rc);
     if (n)
         EMIT(s, s->st.session_bytes, mk_tree_query_encode(&s->out, s->send_seq++, level, idx, n));
     if (mk_merkle_diff_done(s->diff)) {
@@ -594,7 +603,7 @@ static int on_tree_nodes(mk_source *s, const mk_frame *f)
         /* A destination whose nodes do not hash to what it said before is
          * lying or damaged: the check fails either way. */
         if (rc)
-            return fail(s, rc == MK_EINVAL ? MK_EVERIFY : MK_ESTATE);
+            return fail(s, rc == MK_EINVAL ? MK_EVERIFY : rc);
     }
     return tree_ask(s);
 }

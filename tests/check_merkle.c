@@ -1,5 +1,5 @@
 /*
- * check_merkle.c - the Merkle tree of a volume (verify/mk_merkle.h, SPEC.md
+ * check_merkle.c - the Merkle tree of a volume (ref/mk_merkle.h, SPEC.md
  * section 9): the definition pinned by vectors computed here by hand with
  * XXH3_128bits, the file layout, incremental commit against a full
  * rebuild, the descent that finds differing blocks, its O(d log N) query

@@ -1821,6 +1821,68 @@ START_TEST(test_s4_2_geom_invariants)
 }
 END_TEST
 
+/* Section 9.7: TREE_QUERY and TREE_NODES round trip, and every bad
+ * header is named: level 0 or above 64 (MK_ERANGE), count 0, over
+ * MK_MAX_TREE_NODES or not matching the length (MK_ELENGTH). */
+START_TEST(test_s9_7_tree_frames_roundtrip_and_malformed)
+{
+    mk_buf b;
+    mk_frame f;
+    size_t used;
+    uint32_t level, count;
+    mk_buf_init(&b);
+    uint64_t idx[3] = {0, 7, 0x123456789ull};
+    ck_assert_int_eq(mk_tree_query_encode(&b, 4, 12, idx, 3), 0);
+    ck_assert_int_eq(mk_frame_decode(mk_buf_peek(&b), mk_buf_len(&b), MK_MAX_PAYLOAD,
+                                     MK_FRAME_MAGIC, &f, &used), 0);
+    ck_assert_uint_eq(f.type, MK_F_TREE_QUERY);
+    ck_assert_uint_eq(f.len, 8 + 3 * 8);
+    ck_assert_int_eq(mk_tree_query_decode(&f, &level, &count), 0);
+    ck_assert_uint_eq(level, 12);
+    ck_assert_uint_eq(count, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        uint64_t x;
+        ck_assert_int_eq(mk_tree_query_at(&f, i, &x), 0);
+        ck_assert_uint_eq(x, idx[i]);
+    }
+    mk_buf_clear(&b);
+    mk_tree_node n[2] = {{5, 1, 2, 3, 4}, {6, 0, 0, 0xffffffffffffffffull, 9}};
+    ck_assert_int_eq(mk_tree_nodes_encode(&b, 5, 1, n, 2), 0);
+    ck_assert_int_eq(mk_frame_decode(mk_buf_peek(&b), mk_buf_len(&b), MK_MAX_PAYLOAD,
+                                     MK_FRAME_MAGIC, &f, &used), 0);
+    ck_assert_uint_eq(f.type, MK_F_TREE_NODES);
+    ck_assert_uint_eq(f.len, 8 + 2 * MK_TREE_NODE_LEN);
+    ck_assert_int_eq(mk_tree_nodes_decode(&f, &level, &count), 0);
+    ck_assert_uint_eq(level, 1);
+    ck_assert_uint_eq(count, 2);
+    mk_tree_node m;
+    ck_assert_int_eq(mk_tree_nodes_at(&f, 1, &m), 0);
+    ck_assert_uint_eq(m.index, 6);
+    ck_assert_uint_eq(m.right_lo, 0xffffffffffffffffull);
+    ck_assert_uint_eq(m.right_hi, 9);
+    /* Encoders refuse counts the decoders would refuse. */
+    ck_assert_int_eq(mk_tree_query_encode(&b, 6, 1, idx, 0), MK_ELENGTH);
+    ck_assert_int_eq(mk_tree_nodes_encode(&b, 6, 1, n, MK_MAX_TREE_NODES + 1), MK_ELENGTH);
+    mk_buf_free(&b);
+    /* Hand-made payloads for the decoders. */
+    uint8_t p[8 + 8];
+    mk_frame h = {MK_F_TREE_QUERY, 0, 0, 0, p};
+    mk_wcur c;
+    struct { uint32_t level, count, len; int want; } cases[] = {
+        {0, 1, 16, MK_ERANGE}, {65, 1, 16, MK_ERANGE}, {3, 0, 8, MK_ELENGTH},
+        {3, 2, 16, MK_ELENGTH}, {3, 1, 15, MK_ELENGTH}, {3, 1, 4, MK_ELENGTH},
+        {3, MK_MAX_TREE_NODES + 1, 16, MK_ELENGTH}, {64, 1, 16, 0}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        memset(p, 0, sizeof p);
+        mk_wcur_init(&c, p, sizeof p);
+        mk_wcur_u32(&c, cases[k].level);
+        mk_wcur_u32(&c, cases[k].count);
+        h.len = cases[k].len;
+        ck_assert_int_eq(mk_tree_query_decode(&h, &level, &count), cases[k].want);
+    }
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
     Suite *s = suite_create("wire");
@@ -1828,6 +1890,7 @@ static Suite *wire_suite(void)
     TCase *tg = tcase_create("golden");
     tcase_add_test(tg, test_s2_1_hello_golden);
     tcase_add_test(tg, test_s2_2_hello_ack_golden);
+    tcase_add_test(tg, test_s9_7_tree_frames_roundtrip_and_malformed);
     tcase_add_test(tg, test_s4_3_log_golden);
     tcase_add_test(tg, test_s4_4_log_ack_golden);
     tcase_add_test(tg, test_s7_1_cp_begin_golden);
@@ -1898,5 +1961,6 @@ static Suite *wire_suite(void)
     suite_add_tcase(s, tx);
     return s;
 }
+
 
 int main(void) { return mk_test_run(wire_suite()); }
