@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mk_dest.h"
+#include "mk_cli.h"
 #include "mk_err.h"
 #include "mk_logstore.h"
 #include "mk_net.h"
@@ -25,7 +26,6 @@
 #include "mk_wire.h"
 #include "mk_workload.h"
 
-enum { EXIT_OK = 0, EXIT_VERIFY = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
 
 static int exit_code(int err)
 {
@@ -40,27 +40,7 @@ static int exit_code(int err)
     return EXIT_USAGE;
 }
 
-static int usage_error(const char *cmd, const char *fmt, const char *arg)
-{
-    fprintf(stderr, "mirrorkit %s: MK_EUSAGE: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see 'mirrorkit %s --help')\n", cmd);
-    return EXIT_USAGE;
-}
 
-/* Parses a whole unsigned number (decimal or 0x hex); 0 on success. */
-static int parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-')
-        return -1;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 0);
-    if (errno || *end)
-        return -1;
-    *v = x;
-    return 0;
-}
 
 /* ---- demo and source: options shared by every pair run ---------------- */
 
@@ -113,89 +93,89 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
         switch (o) {
         case O_HELP: help(); return EXIT_OK;
         case O_BLOCKS:
-            if (parse_u64(optarg, &v) || v == 0)
-                return usage_error(cmd, "--blocks needs a positive integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v) || v == 0)
+                return mk_usage_error(cmd, "--blocks needs a positive integer, not '%s'", optarg);
             c->nblocks = v;
             break;
         case O_BS:
-            if (parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
-                return usage_error(cmd, "--block-size must be a power of two in 512..65536, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
+                return mk_usage_error(cmd, "--block-size must be a power of two in 512..65536, not '%s'", optarg);
             c->block_size = (uint32_t)v;
             break;
         case O_MODE:
             if ((c->mode = mk_mode_parse(optarg)) < 0)
-                return usage_error(cmd, "--mode must be sync, semi-sync or async, not '%s'", optarg);
+                return mk_usage_error(cmd, "--mode must be sync, semi-sync or async, not '%s'", optarg);
             break;
         case O_CPS:
-            if (parse_u64(optarg, &v) || v == 0 || v > 1000000)
-                return usage_error(cmd, "--cps needs an integer in 1..1000000, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v) || v == 0 || v > 1000000)
+                return mk_usage_error(cmd, "--cps needs an integer in 1..1000000, not '%s'", optarg);
             c->cps = (uint32_t)v;
             break;
         case O_WRITES:
-            if (parse_u64(optarg, &v))
-                return usage_error(cmd, "--writes needs an integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v))
+                return mk_usage_error(cmd, "--writes needs an integer, not '%s'", optarg);
             c->writes_per_cp = v;
             break;
         case O_WORKLOAD:
             if ((c->workload = mk_workload_parse(optarg)) < 0)
-                return usage_error(cmd, "--workload must be mixed, whole, partial, seq or hot, not '%s'", optarg);
+                return mk_usage_error(cmd, "--workload must be mixed, whole, partial, seq or hot, not '%s'", optarg);
             break;
         case O_SEED:
-            if (parse_u64(optarg, &c->seed))
-                return usage_error(cmd, "--seed needs an integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &c->seed))
+                return mk_usage_error(cmd, "--seed needs an integer, not '%s'", optarg);
             break;
         case O_RECORD: c->record = optarg; break;
         case O_TRANSPORT:
             if (strcmp(cmd, "demo") != 0 || (c->transport = mk_transport_parse(optarg)) < 0 ||
                 c->transport == MK_T_CONNECT)
-                return usage_error(cmd, "--transport must be sim, pipe or tcp, not '%s'", optarg);
+                return mk_usage_error(cmd, "--transport must be sim, pipe or tcp, not '%s'", optarg);
             break;
         case O_CONNECT:
             if (strcmp(cmd, "source") != 0)
-                return usage_error(cmd, "unknown option '%s'", "--connect");
+                return mk_usage_error(cmd, "unknown option '%s'", "--connect");
             if (mk_net_addr_ok(optarg))
-                return usage_error(cmd, "--connect needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
+                return mk_usage_error(cmd, "--connect needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
             c->connect = optarg;
             break;
         case O_VERIFY_IMAGE: c->verify_image = optarg; break;
         case O_RECONNECT:
-            if (parse_u64(optarg, &v) || v > 86400)
-                return usage_error(cmd, "--reconnect-timeout needs seconds, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v) || v > 86400)
+                return mk_usage_error(cmd, "--reconnect-timeout needs seconds, not '%s'", optarg);
             c->reconnect_timeout_s = (uint32_t)v;
             break;
         case O_VOLID:
-            if (parse_u64(optarg, &c->volume_id))
-                return usage_error(cmd, "--volume-id needs an integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &c->volume_id))
+                return mk_usage_error(cmd, "--volume-id needs an integer, not '%s'", optarg);
             break;
         case O_SRCID:
-            if (parse_u64(optarg, &c->source_id))
-                return usage_error(cmd, "--source-id needs an integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &c->source_id))
+                return mk_usage_error(cmd, "--source-id needs an integer, not '%s'", optarg);
             break;
         case O_KEEP: *keep = 1; break;
         case O_VERIFY:
             if ((c->verify = mk_verify_parse(optarg)) < 0)
-                return usage_error(cmd, "--verify must be incremental, full or off, not '%s'", optarg);
+                return mk_usage_error(cmd, "--verify must be incremental, full or off, not '%s'", optarg);
             break;
         case O_SCRUB:
-            if (parse_u64(optarg, &c->scrub_per_cp))
-                return usage_error(cmd, "--scrub needs a block count, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &c->scrub_per_cp))
+                return mk_usage_error(cmd, "--scrub needs a block count, not '%s'", optarg);
             break;
         case O_JSON: c->json = 1; break;
         case O_CORRUPT: {
             char *colon = strchr(optarg, ':');
             if (!colon)
-                return usage_error(cmd, "--corrupt needs CP:BLOCK, not '%s'", optarg);
+                return mk_usage_error(cmd, "--corrupt needs CP:BLOCK, not '%s'", optarg);
             *colon = 0;
-            int bad = parse_u64(optarg, &c->corrupt_cp) || c->corrupt_cp == 0 ||
-                      parse_u64(colon + 1, &c->corrupt_block);
+            int bad = mk_parse_u64(optarg, &c->corrupt_cp) || c->corrupt_cp == 0 ||
+                      mk_parse_u64(colon + 1, &c->corrupt_block);
             *colon = ':';
             if (bad)
-                return usage_error(cmd, "--corrupt needs CP:BLOCK with CP >= 1, not '%s'", optarg);
+                return mk_usage_error(cmd, "--corrupt needs CP:BLOCK with CP >= 1, not '%s'", optarg);
             break;
         }
         case O_SCRIPT:
             if (strcmp(cmd, "source") != 0)
-                return usage_error(cmd, "unknown option '%s'", "--script");
+                return mk_usage_error(cmd, "unknown option '%s'", "--script");
             if (strcmp(optarg, "-") == 0) {
                 c->script = stdin;
             } else if (!(c->script = fopen(optarg, "r"))) {
@@ -205,15 +185,15 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
             }
             break;
         default:
-            return usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
+            return mk_usage_error(cmd, "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+        return mk_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
     if (c->nblocks > UINT64_MAX / c->block_size)
-        return usage_error(cmd, "volume of %s blocks is too large", "that many");
+        return mk_usage_error(cmd, "volume of %s blocks is too large", "that many");
     if (c->corrupt_cp && c->corrupt_block >= c->nblocks)
-        return usage_error(cmd, "--corrupt block is outside the volume of %s", "--blocks");
+        return mk_usage_error(cmd, "--corrupt block is outside the volume of %s", "--blocks");
     return -1;
 }
 
@@ -297,7 +277,7 @@ static int cmd_source(int argc, char **argv)
     if ((rc = parse_pair_opts("source", argc, argv, &c, &keep, source_help)) >= 0)
         return rc;
     if (!c.connect)
-        return usage_error("source", "%s is required", "--connect HOST:PORT");
+        return mk_usage_error("source", "%s is required", "--connect HOST:PORT");
     if (c.script) {
         /* stdout carries the script answers; the report goes to stderr. */
         c.script_out = stdout;
@@ -416,7 +396,7 @@ static int cmd_dest(int argc, char **argv)
         case O_HELP: dest_help(); return EXIT_OK;
         case O_LISTEN:
             if (mk_net_addr_ok(optarg))
-                return usage_error("dest", "--listen needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
+                return mk_usage_error("dest", "--listen needs IPV4:PORT, e.g. 127.0.0.1:7000, not '%s'", optarg);
             listen_addr = optarg;
             break;
         case O_IMAGE: image = optarg; break;
@@ -427,28 +407,28 @@ static int cmd_dest(int argc, char **argv)
         case O_TREE: treep = optarg; break;
         case O_PROMOTE: promote = 1; break;
         case O_BLOCKS:
-            if (parse_u64(optarg, &dc.nblocks) || !dc.nblocks)
-                return usage_error("dest", "--blocks needs a positive integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &dc.nblocks) || !dc.nblocks)
+                return mk_usage_error("dest", "--blocks needs a positive integer, not '%s'", optarg);
             break;
         case O_BS:
-            if (parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
-                return usage_error("dest", "--block-size must be a power of two in 512..65536, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
+                return mk_usage_error("dest", "--block-size must be a power of two in 512..65536, not '%s'", optarg);
             dc.block_size = (uint32_t)v;
             break;
         case O_VOLID:
-            if (parse_u64(optarg, &dc.volume_id))
-                return usage_error("dest", "--volume-id needs an integer, not '%s'", optarg);
+            if (mk_parse_u64(optarg, &dc.volume_id))
+                return mk_usage_error("dest", "--volume-id needs an integer, not '%s'", optarg);
             break;
         default:
-            return usage_error("dest", "unknown or incomplete option '%s'", argv[optind - 1]);
+            return mk_usage_error("dest", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return usage_error("dest", "unexpected argument '%s'", argv[optind]);
+        return mk_usage_error("dest", "unexpected argument '%s'", argv[optind]);
     if (!image || !logp)
-        return usage_error("dest", "%s are required", "--image and --log");
+        return mk_usage_error("dest", "%s are required", "--image and --log");
     if (!promote && !listen_addr == !stdio)
-        return usage_error("dest", "%s is required", "exactly one of --listen HOST:PORT and --stdio");
+        return mk_usage_error("dest", "%s is required", "exactly one of --listen HOST:PORT and --stdio");
     mk_file *mf = NULL, *lf = NULL, *tf = NULL;
     mk_dest *d = NULL;
     int lfd = -1;
@@ -800,7 +780,7 @@ static int cmd_dump(int argc, char **argv)
         return EXIT_OK;
     }
     if (argc != 2 || argv[1][0] == '-')
-        return usage_error("dump", "expects exactly one FILE, got %s",
+        return mk_usage_error("dump", "expects exactly one FILE, got %s",
                            argc < 2 ? "none" : argv[argc > 2 ? 2 : 1]);
     const char *path = argv[1];
     uint8_t *buf = NULL;

@@ -20,13 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mk_cli.h"
 #include "mk_err.h"
 #include "mk_sumtab.h"
 #include "mk_wire.h"
 
 int mk_cmd_verify(int argc, char **argv);
 
-enum { EXIT_OK = 0, EXIT_VERIFY = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
 
 /* The largest --max-diffs: every described block is kept until the report
  * is printed (the JSON lists the ranges first), so the count is bounded. */
@@ -36,10 +36,7 @@ static const char cmd[] = "verify";
 
 static int usage_error(const char *fmt, const char *arg)
 {
-    fprintf(stderr, "mirrorkit %s: MK_EUSAGE: ", cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see 'mirrorkit %s --help')\n", cmd);
-    return EXIT_USAGE;
+    return mk_usage_error(cmd, fmt, arg);
 }
 
 /* Reports err about file with an optional detail instead of the table
@@ -64,19 +61,6 @@ static const char *einval_detail(const char *path)
     return stat(path, &st) != 0 ? "no such file" : "not a regular file or block device";
 }
 
-/* Parses a whole unsigned number (decimal or 0x hex); 0 on success. */
-static int parse_u64(const char *s, uint64_t *v)
-{
-    char *end;
-    if (!s || !*s || *s == '-')
-        return -1;
-    errno = 0;
-    unsigned long long x = strtoull(s, &end, 0);
-    if (errno || *end)
-        return -1;
-    *v = x;
-    return 0;
-}
 
 static double now_s(void)
 {
@@ -140,7 +124,7 @@ static int parse_args(int argc, char **argv, verify_args *va)
         switch (o) {
         case O_HELP: verify_help(); return EXIT_OK;
         case O_BS:
-            if (parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
+            if (mk_parse_u64(optarg, &v) || v > UINT32_MAX || !mk_block_size_ok((uint32_t)v))
                 return usage_error("--block-size must be a power of two in 512..65536, not '%s'",
                                    optarg);
             va->block_size = (uint32_t)v;
@@ -148,7 +132,7 @@ static int parse_args(int argc, char **argv, verify_args *va)
             break;
         case O_JSON: va->json = 1; break;
         case O_MAXD:
-            if (parse_u64(optarg, &v) || v > MAX_DIFFS_LIMIT)
+            if (mk_parse_u64(optarg, &v) || v > MAX_DIFFS_LIMIT)
                 return usage_error("--max-diffs needs an integer in 0..1000000, not '%s'", optarg);
             va->max_diffs = v;
             va->max_diffs_set = 1;
