@@ -592,8 +592,6 @@ static int run_check(pair_link *l, mk_checker *ck, mk_file *store, check_fn fn,
             else
                 mk_check_report_text(l->cfg->out, &rep, l->cfg->block_size);
         }
-        if (rep.ndiffs)
-            res->first_bad_block = rep.diffs[0].block;
     }
     return rc;
 }

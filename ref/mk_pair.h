@@ -52,7 +52,6 @@ typedef struct mk_pair_config {
 
 typedef struct mk_pair_result {
     uint32_t cps_done, cps_verified;
-    uint64_t first_bad_block;  /* first differing block of a failed CP */
     mk_check_report report;    /* the first violation, if any */
     uint64_t run_ns;           /* wall time of the whole run */
     uint64_t verify_cp_ns;     /* ... spent in the per-CP checks */

@@ -80,7 +80,8 @@ START_TEST(test_s9_i1_pair_run_every_mode_block_size_workload)
     small_config(&c, mode, bs, wl);
     int rc = mk_pair_run(&c, &r);
     ck_assert_msg(rc == 0, "%s B=%u %s: %s (block %llu)", mk_mode_name(mode), bs,
-                  mk_workload_name(wl), mk_errname(rc), (unsigned long long)r.first_bad_block);
+                  mk_workload_name(wl), mk_errname(rc),
+                  (unsigned long long)(r.report.ndiffs ? r.report.diffs[0].block : 0));
     ck_assert_int_eq(r.err, 0);
     ck_assert_uint_eq(r.cps_done, 3);
     ck_assert_uint_eq(r.cps_verified, 3);
