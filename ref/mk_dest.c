@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mk_err.h"
+#include "mk_fiu.h"
 #include "mk_map.h"
 #include "mk_merkle.h"
 #include "mk_wire.h"
@@ -371,6 +372,12 @@ static staged *stage(mk_dest *d, uint64_t block, int *rc)
                            "CP record beyond the announced count");
         return NULL;
     }
+    /* Fault point: staging a CP record needs memory (the staging array and
+     * the block map grow), so any record may be the one that finds none. */
+    fiu_do_on("ref/alloc/dest/staging", {
+        *rc = fail_storage(d, MK_ENOMEM, "staging");
+        return NULL;
+    });
     if (d->nst == d->capst) {
         size_t n = d->capst ? d->capst * 2 : 1024;
         staged *p = realloc(d->st, n * sizeof *p);
@@ -406,6 +413,9 @@ static int apply_cp(mk_dest *d)
         return rc;
     if (n) /* an empty CP may have no staging array at all */
         qsort(d->st, n, sizeof *d->st, cmp_staged);
+    /* Fault point: out of memory for the redo record, after the CP was
+     * staged and before it is committed (7.4 step 3). */
+    fiu_do_on("ref/alloc/dest/redo", return fail_storage(d, MK_ENOMEM, "redo record"));
     mk_redo_entry *e = malloc((n ? n : 1) * sizeof *e);
     if (!e)
         return fail_storage(d, MK_ENOMEM, "redo record");

@@ -35,6 +35,16 @@ int mk_errbyname(const char *name)
     return 0;
 }
 
+int mk_err_is_damage(int err)
+{
+    switch (err) {
+    case MK_EMAGIC: case MK_EVERSION: case MK_ERESERVED: case MK_ELENGTH:
+    case MK_ECHECKSUM: case MK_ESEQ: case MK_ETRUNC:
+        return 1;
+    }
+    return 0;
+}
+
 int mk_from_errno(int e)
 {
     switch (e) {

@@ -66,6 +66,10 @@ const char *mk_strerror(int err);
 const char *mk_errname(int err);
 /* Looks a name up ("MK_ECHECKSUM" or "ECHECKSUM"); 0 if unknown. */
 int mk_errbyname(const char *name);
+/* 1 if err is what damaged bytes on a connection produce when frames are
+ * decoded (section 3.4): the session is over, the engine is not; the
+ * source reconnects and resumes (section 8.2). */
+int mk_err_is_damage(int err);
 /* Maps an errno value from a system call to the nearest mk code. */
 int mk_from_errno(int e);
 

@@ -9,21 +9,58 @@
 #include <unistd.h>
 
 #include "mk_err.h"
+#include "mk_fiu.h"
 #include "mk_map.h"
+
+/*
+ * Fault points (mk_fiu.h).  Every storage call of every engine passes the
+ * public entry points below, so the points sit here and nowhere else:
+ * "<file name>/<op>" for op read, write, sync and truncate.  They fire only
+ * for the two backends.  A wrapper (the verifier's write witness and bounds
+ * check, the tests' watching files) passes its calls on to the file it
+ * wraps, which carries the same name; checking the points at every layer
+ * would count one call several times and would fail the observer instead
+ * of the disk under it.  In a normal build FILE_POINT is empty, so not even
+ * the name is built.
+ */
+#ifdef FIU_ENABLE
+static int is_backend(const mk_file *f);
+static const char *point_name(char *buf, const mk_file *f, const char *op);
+static int fault_write(mk_file *f, const void *buf, size_t n, uint64_t off);
+static int fault_error(int usual);
+#define FILE_POINT(f, op, action)                                              \
+    do {                                                                       \
+        char pn_[MK_FAULT_NAME_MAX];                                           \
+        if (is_backend(f))                                                     \
+            fiu_do_on(point_name(pn_, f, op), action);                         \
+    } while (0)
+#else
+#define FILE_POINT(f, op, action) fiu_do_on(op, action) /* nothing at all */
+#endif
 
 /* The seam's public entry points: one place where every storage call of
  * every engine passes, so fault injection and accounting need no changes
  * in the engines. */
 long mk_file_pread(mk_file *f, void *buf, size_t n, uint64_t off)
 {
+    FILE_POINT(f, "read", return fault_error(MK_EIO));
     return f->ops->pread(f, buf, n, off);
 }
 int mk_file_pwrite(mk_file *f, const void *buf, size_t n, uint64_t off)
 {
+    FILE_POINT(f, "write", return fault_write(f, buf, n, off));
     return f->ops->pwrite(f, buf, n, off);
 }
-int mk_file_sync(mk_file *f) { return f->ops->sync(f); }
-int mk_file_truncate(mk_file *f, uint64_t size) { return f->ops->truncate(f, size); }
+int mk_file_sync(mk_file *f)
+{
+    FILE_POINT(f, "sync", return fault_error(MK_EIO));
+    return f->ops->sync(f);
+}
+int mk_file_truncate(mk_file *f, uint64_t size)
+{
+    FILE_POINT(f, "truncate", return fault_error(MK_EIO));
+    return f->ops->truncate(f, size);
+}
 int mk_file_size(mk_file *f, uint64_t *size) { return f->ops->size(f, size); }
 void mk_file_close(mk_file *f)
 {
@@ -777,3 +814,65 @@ int mk_file_open(const char *path, int create, const char *name, mk_file **out)
     *out = &ff->base;
     return 0;
 }
+
+/* ---- fault points (fault builds only) --------------------------------- */
+
+#ifdef FIU_ENABLE
+static int is_backend(const mk_file *f) { return f->ops == &mem_ops || f->ops == &fd_ops; }
+
+/* "<file name>/<op>" into buf, which holds MK_FAULT_NAME_MAX bytes; the
+ * name field is at most 47 characters and op at most 8, so it fits. */
+static const char *point_name(char *buf, const mk_file *f, const char *op)
+{
+    size_t a = strnlen(f->name, sizeof f->name), b = strlen(op);
+    memcpy(buf, f->name, a);
+    buf[a] = '/';
+    memcpy(buf + a + 1, op, b + 1);
+    return buf;
+}
+
+/* A failing call that changes nothing: read, sync and truncate know no
+ * partial failure, so short and torn fail them as the usual error does. */
+static int fault_error(int usual)
+{
+    uint64_t bytes;
+    switch (mk_fault_kind_now(&bytes)) {
+    case MK_FK_ENOSPC: return MK_ENOSPC;
+    case MK_FK_ENOMEM: return MK_ENOMEM;
+    case MK_FK_EIO: return MK_EIO;
+    default: return usual;
+    }
+}
+
+/*
+ * A failing write.  Short stores a prefix as any completed write is stored
+ * (visible, not yet durable) and fails.  Torn is the write a crash cuts: on
+ * a crashable memory file the crash clock runs out on this very call with
+ * the prefix as its tear, so the prefix is durable and every later call of
+ * the simulated process fails; on a POSIX file the prefix is written, which
+ * a process crash does not lose, and the call fails.  Neither loses the
+ * unsynced writes a power cut would lose on a POSIX file - the page cache
+ * is the kernel's (see the LazyFS note in fault/POINTS.md).
+ */
+static int fault_write(mk_file *f, const void *buf, size_t n, uint64_t off)
+{
+    uint64_t bytes;
+    enum mk_fault_kind k = mk_fault_kind_now(&bytes);
+    size_t part = (size_t)mk_fault_part(bytes, n);
+    int rc;
+    if (k == MK_FK_ENOSPC || k == MK_FK_ENOMEM)
+        return k == MK_FK_ENOSPC ? MK_ENOSPC : MK_ENOMEM;
+    if (k == MK_FK_TORN && f->ops == &mem_ops && ((mem_file *)f)->clk) {
+        mk_crash_clock *clk = ((mem_file *)f)->clk;
+        if (!clk->dead) {
+            clk->limit = clk->ticks + 1;
+            clk->tear = (uint32_t)(part < UINT32_MAX ? part : UINT32_MAX);
+        }
+        return f->ops->pwrite(f, buf, n, off);
+    }
+    if ((k == MK_FK_TORN || k == MK_FK_SHORT) && part &&
+        (rc = f->ops->pwrite(f, buf, part, off)))
+        return rc;
+    return MK_EIO;
+}
+#endif

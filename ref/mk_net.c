@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "mk_err.h"
+#include "mk_fiu.h"
 
 static int parse_addr(const char *hostport, struct sockaddr_in *sa)
 {
@@ -87,6 +88,58 @@ int mk_net_connect(const char *hostport, int *out)
     return 0;
 }
 
+#ifdef FIU_ENABLE
+/*
+ * The transport's fault points, "ref/link/send" and "ref/link/recv" (see
+ * mk_fiu.h).  A link that fails is a connection reset: the socket is shut
+ * down both ways, so the peer sees the end of the stream, and the pump
+ * reports MK_ECLOSED as it does for a real reset, so each side takes its
+ * own path for a lost connection (the source reconnects and resumes,
+ * section 8.2; the destination ends the session).  A short failure first
+ * passes part of the bytes, so the peer sees a frame cut in the middle.
+ * MK_ENOMEM is no link failure: it is passed up and the socket is left as
+ * it is.  (On stdin/stdout, which are no sockets, shutdown does nothing and
+ * the error alone ends the session.)
+ */
+static int link_fault(int fd, uint64_t n, uint64_t *part)
+{
+    uint64_t bytes;
+    enum mk_fault_kind k = mk_fault_kind_now(&bytes);
+    *part = k == MK_FK_SHORT || k == MK_FK_TORN ? mk_fault_part(bytes, n) : 0;
+    if (k == MK_FK_ENOMEM)
+        return MK_ENOMEM;
+    if (!*part)
+        shutdown(fd, SHUT_RDWR);
+    return MK_ECLOSED;
+}
+
+static int send_fault(int wfd, mk_buf *out, FILE *record)
+{
+    uint64_t part;
+    int rc = link_fault(wfd, mk_buf_len(out), &part);
+    ssize_t w = part ? send(wfd, mk_buf_peek(out), (size_t)part, MSG_NOSIGNAL) : 0;
+    if (w < 0 && errno == ENOTSOCK)
+        w = write(wfd, mk_buf_peek(out), (size_t)part);
+    if (part)
+        shutdown(wfd, SHUT_RDWR);
+    if (w > 0) {
+        if (record && fwrite(mk_buf_peek(out), 1, (size_t)w, record) != (size_t)w)
+            return MK_EIO;
+        mk_buf_consume(out, (size_t)w);
+    }
+    return rc;
+}
+
+static int recv_fault(int rfd, const uint8_t *buf, size_t n, mk_sink_fn sink, void *ctx)
+{
+    uint64_t part;
+    int rc = link_fault(rfd, n, &part), src = part ? sink(ctx, buf, (size_t)part) : 0;
+    if (part)
+        shutdown(rfd, SHUT_RDWR);
+    return src ? src : rc;
+}
+#endif
+
 int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
                 int timeout_ms, FILE *record)
 {
@@ -101,6 +154,7 @@ int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
         return 0;
     short wrev = same ? p[0].revents : (want_out ? p[1].revents : 0);
     if (want_out && (wrev & (POLLOUT | POLLERR | POLLHUP))) {
+        fiu_do_on("ref/link/send", return send_fault(wfd, out, record));
         /* send() with MSG_NOSIGNAL: a peer that went away is an error to
          * report, not a SIGPIPE that kills the process. */
         ssize_t w = send(wfd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL);
@@ -119,8 +173,10 @@ int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
         ssize_t r = read(rfd, buf, sizeof buf);
         if (r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR))
             return MK_ECLOSED;
-        if (r > 0)
+        if (r > 0) {
+            fiu_do_on("ref/link/recv", return recv_fault(rfd, buf, (size_t)r, sink, ctx));
             return sink(ctx, buf, (size_t)r);
+        }
     }
     return 0;
 }

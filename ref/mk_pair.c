@@ -70,6 +70,8 @@ typedef struct pair_link {
     int fd;
     pid_t child;
     char mirror_path[PATH_MAX];
+    uint8_t damaged[65536]; /* a chunk with a flipped bit */
+    uint64_t bits_flipped, stalls;
     /* verification */
     mk_file *view;          /* the mirror as the checker reads it */
     mk_witness *witness;    /* sim: the mirror's write witness */
@@ -95,6 +97,23 @@ static size_t sim_chunk(pair_link *l, size_t avail)
 }
 
 /* Moves everything queued in both directions; >0 if any byte moved. */
+/* The simulated link's damage (a test aid, --link-corrupt): each chunk
+ * crossing it has a link_corrupt per mille chance to get one bit flipped,
+ * in either direction.  Framing checks turn that into a lost session, and
+ * the pair must resume and still verify every CP (section 8.2, 8.5). */
+static const uint8_t *sim_damage(pair_link *l, const uint8_t *p, size_t n)
+{
+    if (!l->cfg->link_corrupt || !mk_prng_chance(&l->rng, l->cfg->link_corrupt, 1000))
+        return p;
+    if (n > sizeof l->damaged)
+        n = sizeof l->damaged;
+    memcpy(l->damaged, p, n);
+    l->damaged[mk_prng_below(&l->rng, n)] ^= (uint8_t)(1u << mk_prng_below(&l->rng, 8));
+    l->bits_flipped++;
+    return l->damaged;
+}
+
+/* Moves everything queued in both directions; >0 if any byte moved. */
 static int sim_pump(pair_link *l)
 {
     mk_buf *so = mk_source_out(l->src), *dout = mk_dest_out(l->dest);
@@ -104,7 +123,7 @@ static int sim_pump(pair_link *l)
         size_t n = sim_chunk(l, mk_buf_len(so));
         if (l->record && fwrite(mk_buf_peek(so), 1, n, l->record) != n)
             return MK_EIO;
-        rc = mk_dest_recv(l->dest, mk_buf_peek(so), n, l->now);
+        rc = mk_dest_recv(l->dest, sim_damage(l, mk_buf_peek(so), n), n, l->now);
         mk_buf_consume(so, n);
         moved = 1;
         if (rc)
@@ -112,7 +131,7 @@ static int sim_pump(pair_link *l)
     }
     while (mk_buf_len(dout)) {
         size_t n = sim_chunk(l, mk_buf_len(dout));
-        int r2 = mk_source_recv(l->src, mk_buf_peek(dout), n, l->now);
+        int r2 = mk_source_recv(l->src, sim_damage(l, mk_buf_peek(dout), n), n, l->now);
         mk_buf_consume(dout, n);
         moved = 1;
         if (r2 && !rc)
@@ -121,6 +140,17 @@ static int sim_pump(pair_link *l)
             break;
     }
     return rc ? rc : moved;
+}
+
+/* A session ended by damaged bytes on the simulated link: both ends drop
+ * it, as a closed connection would make them, and the source starts the
+ * next one (section 8.2). */
+static int sim_reconnect(pair_link *l)
+{
+    mk_dest_session_end(l->dest);
+    if (mk_dest_error(l->dest)) /* a storage error: the engine is gone */
+        return mk_dest_error(l->dest);
+    return mk_source_connect(l->src, l->now);
 }
 
 static int src_sink(void *ctx, const uint8_t *buf, size_t n)
@@ -184,21 +214,43 @@ static int c_drained(const mk_source *s, uint64_t max)
 static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 {
     uint64_t deadline = mono_ns() + 60ull * 1000000000u;
+    unsigned lost = 0;
     while (!cond(l->src, arg)) {
         int rc;
         if (l->cfg->transport == MK_T_SIM) {
             rc = sim_pump(l);
-            if (rc == 0)
+            /* Nothing moves yet the condition is false.  On a clean link
+             * that is a deadlock, a bug.  On a damaging one, a flipped
+             * length can leave a receiver waiting for bytes that will never
+             * come: the session has stalled, and (as a real one would on
+             * its idle timeout) is dropped and resumed. */
+            if (rc == 0 && !l->cfg->link_corrupt)
                 return MK_ETIMEOUT;
+            if (rc == 0) {
+                if (++lost > 64)
+                    return MK_ETIMEOUT;
+                l->stalls++;
+                if ((rc = sim_reconnect(l)))
+                    return rc;
+                continue;
+            }
         } else {
             rc = fd_pump(l, 100);
             if (rc == 0 && mono_ns() > deadline)
                 return MK_ETIMEOUT;
         }
-        if (rc < 0)
-            return rc;
         if (mk_source_error(l->src))
             return mk_source_error(l->src);
+        if (rc < 0 && !mk_source_ready(l->src) && l->cfg->transport != MK_T_PIPE &&
+            l->cfg->transport != MK_T_TCP) {
+            /* The session was lost to damaged bytes: resume in a new one,
+             * unless the link never lets a session through. */
+            if (++lost > 64)
+                return rc;
+            rc = l->cfg->transport == MK_T_SIM ? sim_reconnect(l) : reconnect(l);
+        }
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -394,8 +446,10 @@ static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result
                 pct(r->verify_cp_ns, rest), (double)rest / 1e6, (double)r->verify_final_ns / 1e6,
                 pct(r->verify_final_ns, rest));
     }
-    fprintf(o, "  NAKs %llu, reconnects %llu, resent transfers %llu, lost transfers %llu%s\n",
+    fprintf(o, "  NAKs %llu, reconnects %llu (%llu sessions lost to damaged bytes), resent "
+               "transfers %llu, lost transfers %llu%s\n",
             (unsigned long long)s->naks, (unsigned long long)(s->reconnects ? s->reconnects - 1 : 0),
+            (unsigned long long)s->sessions_lost,
             (unsigned long long)s->resent_transfers, (unsigned long long)s->lost_transfers,
             s->out_of_sync ? ", OUT OF SYNC" : "");
 }

@@ -44,6 +44,9 @@ typedef struct mk_pair_config {
     /* A test aid: after CP corrupt_cp is checked, flip one byte of block
      * corrupt_block in the destination's mirror (0: never). */
     uint64_t corrupt_cp, corrupt_block;
+    /* A test aid: per mille chance that a chunk crossing the simulated
+     * link gets one bit flipped (0: never). */
+    uint32_t link_corrupt;
     /* Script mode (SPEC.md 10.2): instead of the workload and CP schedule,
      * read "write OFFSET HEXDATA" / "cp" / "quit" lines from script and
      * answer "ack N" / "cp-ack K" / "error MK_NAME" on script_out. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "mk_err.h"
+#include "mk_fiu.h"
 #include "mk_map.h"
 #include "mk_merkle.h"
 #include "mk_wire.h"
@@ -619,10 +620,22 @@ const uint64_t *mk_source_diff_blocks(const mk_source *s, size_t *n, uint64_t *q
     return s->diff_blocks;
 }
 
+/* The connection delivered damaged bytes (section 8.5): this session is
+ * over but nothing the source holds is wrong - unacknowledged transfers and
+ * the CP in flight are resent after the next HELLO (section 8.2). */
+static int session_lost(mk_source *s, int err)
+{
+    s->state = S_DOWN;
+    mk_buf_clear(&s->in);
+    mk_buf_clear(&s->out);
+    s->st.sessions_lost++;
+    return err;
+}
+
 static int on_frame(mk_source *s, const mk_frame *f)
 {
     if (f->seq != s->recv_seq)
-        return fail(s, MK_ESEQ);
+        return session_lost(s, MK_ESEQ);
     s->recv_seq++;
     if (s->state == S_HELLO_SENT && f->type != MK_F_HELLO_ACK && f->type != MK_F_ERROR)
         return fail(s, MK_ESTATE);
@@ -639,6 +652,10 @@ static int on_frame(mk_source *s, const mk_frame *f)
             s->remote_code = e.code;
             memcpy(s->remote_msg, e.msg, e.msglen);
             s->remote_msg[e.msglen] = 0;
+            /* The destination received damaged bytes: the link, not the
+             * source, is at fault; start a new session. */
+            if (mk_err_is_damage(e.code))
+                return session_lost(s, MK_EREMOTE);
         }
         s->fatal = rc ? rc : MK_EREMOTE;
         return s->fatal;
@@ -658,8 +675,11 @@ int mk_source_recv(mk_source *s, const void *buf, size_t n, uint64_t now)
     if (s->state == S_DOWN)
         return MK_ESTATE;
     int rc = mk_frame_recv(&s->in, buf, n, frame_fn, s, &framing);
-    (void)framing; /* every handler error has already made the engine fail */
-    return rc && !s->fatal ? fail(s, rc) : rc;
+    if (rc && framing && mk_err_is_damage(rc))
+        return session_lost(s, rc);
+    /* Every other handler error has already made the engine fail or ended
+     * the session; one that did neither is the input queue's own. */
+    return rc && !s->fatal && s->state != S_DOWN ? fail(s, rc) : rc;
 }
 
 /* ---- client writes ---------------------------------------------------- */
@@ -734,6 +754,9 @@ static int log_piece(mk_source *s, uint64_t off, const uint8_t *data, uint32_t l
         return rc;
     if (ring_grow((void **)&s->xf, &s->xf_cap, &s->xf_head, s->xf_len, sizeof *s->xf))
         return MK_ENOMEM;
+    /* Fault point: out of memory for the copy of a transfer the source
+     * keeps until the destination acknowledges it (6.1). */
+    fiu_return_on("ref/alloc/source/transfer", MK_ENOMEM);
     xfer x = {tid, off, len, malloc(len)};
     if (!x.data)
         return MK_ENOMEM;
@@ -835,6 +858,9 @@ int mk_source_cp(mk_source *s, uint64_t now)
         return fail(s, rc);
     if (s->dv_len) /* an empty CP may have no descriptor array at all */
         qsort(s->dv, s->dv_len, sizeof *s->dv, desc_cmp);
+    /* Fault point: out of memory for the CP's records, after the volume
+     * was synced and before anything of the CP is sent. */
+    fiu_do_on("ref/alloc/source/cp", return fail(s, MK_ENOMEM));
     cprec *cr = calloc(s->dv_len ? s->dv_len : 1, sizeof *cr);
     if (!cr)
         return fail(s, MK_ENOMEM);

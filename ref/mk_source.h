@@ -46,6 +46,7 @@ typedef struct mk_source_stats {
     uint64_t ref_naive_bytes;             /* REF blocks x block size */
     uint64_t session_bytes;               /* HELLO and ERROR */
     uint64_t naks, resent_transfers, resent_cps, reconnects;
+    uint64_t sessions_lost;               /* to damaged bytes (section 8.5) */
     uint64_t cps_started, cps_acked;
     uint64_t lost_transfers;              /* acknowledged, then lost by dest */
     int out_of_sync;                      /* a sync guarantee was broken */
@@ -69,6 +70,8 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
 /* Starts CP number mk_source_cp_acked()+1.  MK_EAGAIN while a CP is in
  * flight or, in sync mode, while a transfer it would cover is unacked. */
 int mk_source_cp(mk_source *s, uint64_t now);
+/* 0, or an error.  When mk_source_error() is then still 0 the session was
+ * lost to damaged bytes (mk_source_ready() is 0): reconnect and resume. */
 int mk_source_recv(mk_source *s, const void *buf, size_t n, uint64_t now);
 mk_buf *mk_source_out(mk_source *s);
 

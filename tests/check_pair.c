@@ -746,9 +746,17 @@ START_TEST(test_s9_i4_rejected_frame_changes_nothing)
             free(m);
             free(c.log);
             free(c.mirror);
-            /* the source was told and stopped; a new source can't resume
-             * its memory, so the check ends with the destination's state */
-            ck_assert_int_eq(mk_source_error(e.src), MK_EREMOTE);
+            if (mode == 0) {
+                /* told the bytes arrived damaged: the session is lost, not
+                 * the source (section 8.5), and it may resume */
+                ck_assert_int_eq(mk_source_error(e.src), 0);
+                ck_assert(!mk_source_ready(e.src));
+                ck_assert_uint_eq(mk_source_get_stats(e.src)->sessions_lost, 1);
+            } else {
+                /* a well-formed frame that breaks a rule: the source is at
+                 * fault and stops */
+                ck_assert_int_eq(mk_source_error(e.src), MK_EREMOTE);
+            }
             mkt_env_free(&e);
         }
     }
@@ -830,6 +838,33 @@ START_TEST(test_s6_4_huge_sparse_volume_pair)
 }
 END_TEST
 
+/* SPEC.md 8.2, 8.5: a link that flips bits now and then costs sessions,
+ * never data: every damaged frame is caught by its framing, the session is
+ * dropped and resumed, and every CP still verifies - deterministically for
+ * a given seed. */
+START_TEST(test_s8_5_damaged_link_loses_sessions_not_data)
+{
+    mk_pair_config c;
+    mk_pair_result r, r2;
+    mk_pair_defaults(&c);
+    c.nblocks = 2048;
+    c.cps = 5;
+    c.writes_per_cp = 120;
+    c.link_corrupt = 20;
+    for (int mode = MK_MODE_SYNC; mode <= MK_MODE_ASYNC; mode++) {
+        c.mode = mode;
+        ck_assert_int_eq(mk_pair_run(&c, &r), 0);
+        ck_assert_uint_eq(r.cps_verified, 5);
+        ck_assert_uint_gt(r.stats.sessions_lost, 0);
+        ck_assert_uint_eq(r.stats.lost_transfers, 0);
+        ck_assert_int_eq(r.stats.out_of_sync, 0);
+        ck_assert_int_eq(mk_pair_run(&c, &r2), 0);
+        ck_assert_uint_eq(r2.stats.sessions_lost, r.stats.sessions_lost);
+        ck_assert_uint_eq(r2.stats.resent_transfers, r.stats.resent_transfers);
+    }
+}
+END_TEST
+
 static Suite *pair_suite(void)
 {
     Suite *s = suite_create("pair");
@@ -837,6 +872,7 @@ static Suite *pair_suite(void)
     tcase_set_timeout(tr, 120);
     tcase_add_loop_test(tr, test_s9_i1_pair_run_every_mode_block_size_workload, 0, 45);
     tcase_add_test(tr, test_s9_i1_pair_run_is_deterministic);
+    tcase_add_test(tr, test_s8_5_damaged_link_loses_sessions_not_data);
     tcase_add_loop_test(tr, test_s9_i1_pair_run_pipe_and_tcp, 0, 2);
     suite_add_tcase(s, tr);
 

@@ -435,6 +435,20 @@ START_TEST(test_s3_4_bad_frames_into_source)
     case SB_CP_ACK_LEN: n = mkt_raw_frame(f, MK_F_CP_ACK, 1, p, 16); break;
     }
     mkt_assert_err(mk_source_recv(x.s, f, n, 0), want[_i]);
+    if (_i == SB_CHECKSUM || _i == SB_MAGIC || _i == SB_VERSION || _i == SB_FLAGS ||
+        _i == SB_LENGTH_HDR || _i == SB_SEQ) {
+        /* Section 8.5: bytes damaged on the way end the session, not the
+         * source: nothing applied, nothing sent, a new session may resume. */
+        mkt_assert_err(mk_source_error(x.s), 0);
+        ck_assert(!mk_source_ready(x.s));
+        ck_assert_uint_eq(mk_buf_len(mk_source_out(x.s)), 0);
+        ck_assert_uint_eq(mk_source_get_stats(x.s)->sessions_lost, 1);
+        ck_assert_uint_lt(mk_source_acked(x.s), wid);
+        ck_assert_uint_eq(mk_source_unacked_bytes(x.s), BS);
+        mkt_assert_err(mk_source_recv(x.s, f, n, 0), MK_ESTATE);
+        sfx_free(&x);
+        return;
+    }
     mkt_assert_err(mk_source_error(x.s), want[_i]);
     mkt_frames *fs = sfx_out(&x);
     ck_assert_uint_eq(fs->n, 1);
@@ -459,13 +473,22 @@ START_TEST(test_s3_6_error_from_destination)
 {
     sfx x;
     sfx_open(&x, MK_MODE_SYNC);
-    mkt_ok(mk_error_encode(&x.p.b, x.p.seq++, MK_ECHECKSUM, "frame: integrity"));
+    mkt_ok(mk_error_encode(&x.p.b, x.p.seq++, MK_EVOLUME, "HELLO volume differs"));
     mkt_assert_err(sfx_send(&x), MK_EREMOTE);
     mkt_assert_err(mk_source_error(x.s), MK_EREMOTE);
     ck_assert_uint_eq(mk_buf_len(mk_source_out(x.s)), 0); /* never answered */
     const char *msg;
+    mkt_assert_err(mk_source_remote_error(x.s, &msg), MK_EVOLUME);
+    ck_assert_str_eq(msg, "HELLO volume differs");
+    sfx_free(&x);
+    /* Section 8.5: the destination got damaged bytes - the link's fault,
+     * not the source's: the session ends, the source does not. */
+    sfx_open(&x, MK_MODE_SYNC);
+    mkt_ok(mk_error_encode(&x.p.b, x.p.seq++, MK_ECHECKSUM, "frame: integrity"));
+    mkt_assert_err(sfx_send(&x), MK_EREMOTE);
+    mkt_assert_err(mk_source_error(x.s), 0);
+    ck_assert(!mk_source_ready(x.s));
     mkt_assert_err(mk_source_remote_error(x.s, &msg), MK_ECHECKSUM);
-    ck_assert_str_eq(msg, "frame: integrity");
     sfx_free(&x);
     /* a malformed ERROR ends it with the decode error, also unanswered */
     sfx_open(&x, MK_MODE_SYNC);
