@@ -4,6 +4,8 @@
 #   make demo       run the reference pair with embedded defaults
 #   make check      every test (unit suites, pair runs, shell tests)
 #   make check-valgrind / check-asan / coverage / deps / clean
+#   make fault-build  the fault build: libfiu points compiled in (build/fault)
+#   make fault/POINTS.md  regenerate the catalogue of fault points
 #
 # Variants build into their own directory (B=...) so a sanitizer build
 # never mixes objects with a normal one.
@@ -17,10 +19,12 @@ PKGS     := libxxhash check
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 XXH_LIBS   := $(shell pkg-config --libs libxxhash 2>/dev/null || echo -lxxhash)
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
-ALL_CFLAGS = $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Iverify $(CFLAGS) $(EXTRA_CFLAGS)
+ALL_CFLAGS = $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Iverify -Ifault $(CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS_MK  = $(XXH_LIBS) $(LDFLAGS_EXTRA)
 
-LIB_SRCS  := $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_*.c)) $(wildcard verify/mk_*.c)
+LIB_SRCS  := $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_*.c)) $(wildcard verify/mk_*.c) \
+             $(wildcard fault/mk_*.c)
+HDRS      := $(wildcard ref/*.h verify/*.h fault/*.h)
 LIB_OBJS  := $(LIB_SRCS:%.c=$(B)/%.o)
 BIN_OBJS  := $(B)/ref/mirrorkit.o
 TEST_SRCS := $(wildcard tests/check_*.c)
@@ -28,12 +32,21 @@ TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
 MIRRORKIT := $(B)/mirrorkit
 
 .PHONY: all demo check check-unit check-shell check-valgrind check-asan \
-        coverage deps clean
+        coverage deps clean fault-build fault/POINTS.md
 .DEFAULT_GOAL := all
+
+# Objects remember what they were built with (compiler, flags, libraries):
+# when a variant directory is built again with other flags - FIU_ENABLE,
+# a sanitizer, another compiler - everything in it is rebuilt instead of
+# old and new objects being mixed.
+FLAGS_STAMP := $(B)/.flags
+FLAGS_NOW    = $(CC) $(ALL_CFLAGS) | $(LDLIBS_MK)
+$(shell mkdir -p $(B) && { [ "$$(cat $(FLAGS_STAMP) 2>/dev/null)" = '$(FLAGS_NOW)' ] || \
+    printf '%s\n' '$(FLAGS_NOW)' > $(FLAGS_STAMP); })
 
 all: $(MIRRORKIT) $(TEST_BINS)
 
-$(B)/%.o: %.c $(wildcard ref/*.h verify/*.h) | deps-quiet
+$(B)/%.o: %.c $(HDRS) $(FLAGS_STAMP) | deps-quiet
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -41,10 +54,10 @@ $(B)/libmirrorkit.a: $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
 
-$(MIRRORKIT): $(BIN_OBJS) $(B)/libmirrorkit.a
-	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $^ $(LDLIBS_MK)
+$(MIRRORKIT): $(BIN_OBJS) $(B)/libmirrorkit.a $(FLAGS_STAMP)
+	$(CC) $(CFLAGS) $(EXTRA_CFLAGS) -o $@ $(BIN_OBJS) $(B)/libmirrorkit.a $(LDLIBS_MK)
 
-$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmirrorkit.a $(wildcard ref/*.h verify/*.h)
+$(B)/tests/%: tests/%.c $(wildcard tests/*.h) $(B)/libmirrorkit.a $(HDRS) $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Itests -o $@ $< $(B)/libmirrorkit.a $(CHECK_LIBS) $(LDLIBS_MK)
 
@@ -53,8 +66,9 @@ demo: $(MIRRORKIT)
 
 # Unit suites first, then the shell tests that drive the binary as a user
 # would (pipe, TCP, SIGKILL and restart, dump).  The last line is the
-# plain "N passed, N failed" summary CI reads.
-check: all
+# plain "N passed, N failed" summary CI reads.  The fault build comes
+# first because tests/t_fault.sh drives it (a second build, ~15 s once).
+check: all fault-build
 	@MIRRORKIT=$(MIRRORKIT) B=$(B) ./tests/run.sh $(TEST_BINS)
 
 check-valgrind:
@@ -68,8 +82,12 @@ check-valgrind:
 	  build/valgrind/mirrorkit demo --blocks 512 --cps 3 --writes 60 --mode semi-sync >/dev/null
 	@echo "check-valgrind: pair runs clean under memcheck"
 
+# The ASan build is also a fault build, so the paths that fault points
+# open (failed writes, syncs, allocations) are checked for leaks and
+# memory errors; the points stay off unless a test enables them.
 check-asan:
-	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" all
+	$(MAKE) B=build/asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  EXTRA_CFLAGS=-DFIU_ENABLE LDFLAGS_EXTRA=-lfiu all
 	@ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  MIRRORKIT=build/asan/mirrorkit B=build/asan \
 	  ./tests/run.sh $(patsubst $(B)/%,build/asan/%,$(TEST_BINS))
@@ -81,6 +99,15 @@ coverage:
 	gcovr -r . --object-directory build/cov --filter ref/ --print-summary \
 	  --txt build/cov/coverage.txt
 	@tail -n 30 build/cov/coverage.txt
+
+# The fault build: libfiu's points compiled in (fault/POINTS.md).
+fault-build:
+	$(MAKE) B=build/fault EXTRA_CFLAGS=-DFIU_ENABLE LDFLAGS_EXTRA=-lfiu all
+
+# The catalogue of fault points, generated from the table in
+# fault/mk_faults.h; tests/t_fault.sh checks the committed copy is current.
+fault/POINTS.md: $(MIRRORKIT)
+	./$(MIRRORKIT) faults --list --markdown > $@.tmp && mv $@.tmp $@
 
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.

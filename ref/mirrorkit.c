@@ -20,6 +20,7 @@
 #include "mk_dest.h"
 #include "mk_cli.h"
 #include "mk_err.h"
+#include "mk_faults.h"
 #include "mk_logstore.h"
 #include "mk_net.h"
 #include "mk_pair.h"
@@ -827,13 +828,17 @@ static void main_help(void)
            "  source   run the reference source against a destination over TCP\n"
            "  dest     run the reference destination (listen, recover, promote)\n"
            "  dump     decode a recorded stream or a destination log, frame by frame\n"
-           "  verify   compare images or checksum tables block by block; write a table\n\n"
+           "  verify   compare images or checksum tables block by block; write a table\n"
+           "  faults   list the libfiu fault points (fault/POINTS.md)\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    /* A fault build enables the points MK_FIU names before any command. */
+    if (mk_faults_init())
+        return EXIT_USAGE;
     if (argc < 2) {
         main_help();
         return EXIT_USAGE;
@@ -853,6 +858,8 @@ int main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(cmd, "verify") == 0)
         return mk_cmd_verify(argc - 1, argv + 1);
+    if (strcmp(cmd, "faults") == 0)
+        return mk_cmd_faults(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }

@@ -4,9 +4,12 @@
  * Every byte mirrorkit persists - source volume, destination mirror image,
  * destination log store - goes through an mk_file, an ops table plus state.
  * Backends: a memory file (deterministic, for the simulator and tests) and a
- * POSIX file (pread/pwrite/fdatasync; sparse files are fine).  fault/ wraps
- * an mk_file to fail, tear or lose writes; the libfiu points sit here and
- * are named "<file name>/<op>", e.g. "ref/dest/log/write".
+ * POSIX file (pread/pwrite/fdatasync; sparse files are fine).  Faults come
+ * in through libfiu points in the entry points below, named
+ * "<file name>/<op>", e.g. "ref/dest/log/write" (ref/mk_fiu.h,
+ * fault/POINTS.md): a call fails, writes part of its bytes or tears.  They
+ * fire at the two backends only, never at a wrapper, so one call is one
+ * hit; lost unsynced writes come from the memory backend's crash clock.
  *
  * Ownership: mk_file_close frees the file and everything it owns; a file is
  * used by one engine at a time.
@@ -60,7 +63,10 @@ void mk_file_mem_crash(mk_file *f);
 /* Bytes written through a memory file so far (for accounting in tests). */
 uint64_t mk_file_mem_written(mk_file *f);
 
-/* A POSIX file opened (created if absent when create is set) at path. */
+/* A POSIX file opened (created if absent when create is set) at path.
+ * Unlike a crashable memory file it cannot lose unsynced writes at a
+ * simulated crash: they sit in the kernel's page cache, which outlives the
+ * process (fault/POINTS.md, "Lost unsynced writes at a crash"). */
 int mk_file_open(const char *path, int create, const char *name, mk_file **out);
 
 long mk_file_pread(mk_file *f, void *buf, size_t n, uint64_t off);

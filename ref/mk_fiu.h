@@ -32,7 +32,8 @@
 #define MK_FAULT_KINDS(X)                                                      \
     X(DEFAULT, 0, "default", "the point's usual failure: EIO for storage, "   \
                              "a reset for the link, MK_ENOMEM for allocation") \
-    X(EIO, 1, "eio", "the call fails with MK_EIO and changes nothing")         \
+    X(EIO, 1, "eio", "the call fails with MK_EIO and changes nothing; on "     \
+                     "the link, a reset")                                      \
     X(ENOSPC, 2, "enospc", "the call fails with MK_ENOSPC and changes nothing") \
     X(SHORT, 3, "short", "a write stores its first BYTES (default half) "      \
                          "unsynced, then fails with MK_EIO; a link send or "   \
