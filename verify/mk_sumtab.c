@@ -456,7 +456,7 @@ int mk_sumtab_write(mk_sumtab_in *img, uint32_t bs, mk_sumtab_out_fn out, void *
 int mk_sumtab_write_path(const char *path, uint32_t bs, mk_sumtab_out_fn out, void *ctx,
                          mk_sumtab_stats *st)
 {
-    mk_sumtab_in *in;
+    mk_sumtab_in *in = NULL;
     int rc = mk_sumtab_in_open(path, &in);
     if (rc)
         return rc;
