@@ -17,6 +17,7 @@
  * which grow with the statements of the input and so stay linear in it.
  */
 #include "mk_scenario.h"
+#include "mk_vec.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -532,14 +533,10 @@ static int exclusive(parser *ps, const kvset *s, const char *k1, const char *k2)
 static mk_scenario_step *new_step(parser *ps, int kind)
 {
     mk_scenario *sc = ps->sc;
-    if (sc->nsteps == sc->capsteps) {
-        size_t cap = sc->capsteps ? sc->capsteps * 2 : 16;
-        mk_scenario_step *s = realloc(sc->steps, cap * sizeof *s);
-        if (!s)
-            return NULL;
-        sc->steps = s;
-        sc->capsteps = cap;
-    }
+    mk_scenario_step *s = mk_vec_grow(sc->steps, &sc->capsteps, sc->nsteps, sizeof *s, 16);
+    if (!s)
+        return NULL;
+    sc->steps = s;
     mk_scenario_step *st = &sc->steps[sc->nsteps++];
     memset(st, 0, sizeof *st);
     st->kind = kind;
@@ -551,14 +548,10 @@ static mk_scenario_step *new_step(parser *ps, int kind)
 static mk_scenario_expect *new_expect(parser *ps, int kind)
 {
     mk_scenario *sc = ps->sc;
-    if (sc->nex == sc->capex) {
-        size_t cap = sc->capex ? sc->capex * 2 : 8;
-        mk_scenario_expect *e = realloc(sc->ex, cap * sizeof *e);
-        if (!e)
-            return NULL;
-        sc->ex = e;
-        sc->capex = cap;
-    }
+    mk_scenario_expect *grown = mk_vec_grow(sc->ex, &sc->capex, sc->nex, sizeof *grown, 8);
+    if (!grown)
+        return NULL;
+    sc->ex = grown;
     mk_scenario_expect *e = &sc->ex[sc->nex++];
     memset(e, 0, sizeof *e);
     e->kind = kind;

@@ -8,6 +8,7 @@
 #include "mk_fiu.h"
 #include "mk_map.h"
 #include "mk_merkle.h"
+#include "mk_vec.h"
 #include "mk_wire.h"
 
 enum { S_AWAIT_HELLO, S_READY };
@@ -378,16 +379,12 @@ static staged *stage(mk_dest *d, uint64_t block, int *rc)
         *rc = fail_storage(d, MK_ENOMEM, "staging");
         return NULL;
     });
-    if (d->nst == d->capst) {
-        size_t n = d->capst ? d->capst * 2 : 1024;
-        staged *p = realloc(d->st, n * sizeof *p);
-        if (!p) {
-            *rc = fail_storage(d, MK_ENOMEM, "staging");
-            return NULL;
-        }
-        d->st = p;
-        d->capst = n;
+    staged *grown = mk_vec_grow(d->st, &d->capst, d->nst, sizeof *d->st, 1024);
+    if (!grown) {
+        *rc = fail_storage(d, MK_ENOMEM, "staging");
+        return NULL;
     }
+    d->st = grown;
     if ((*rc = mk_map_put(&d->where, block, d->nst))) {
         fail_storage(d, *rc, "staging");
         return NULL;

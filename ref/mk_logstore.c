@@ -6,6 +6,7 @@
 
 #include "mk_err.h"
 #include "mk_map.h"
+#include "mk_vec.h"
 
 /* One transfer in the file: enough to find any of its slots. */
 typedef struct xent {
@@ -115,14 +116,10 @@ static int header_write(mk_logstore *ls)
 
 static int index_add(mk_logstore *ls, const xent *e)
 {
-    if (ls->nx == ls->capx) {
-        size_t n = ls->capx ? ls->capx * 2 : 256;
-        xent *p = realloc(ls->x, n * sizeof *p);
-        if (!p)
-            return MK_ENOMEM;
-        ls->x = p;
-        ls->capx = n;
-    }
+    xent *x = mk_vec_grow(ls->x, &ls->capx, ls->nx, sizeof *ls->x, 256);
+    if (!x)
+        return MK_ENOMEM;
+    ls->x = x;
     ls->x[ls->nx++] = *e;
     return 0;
 }

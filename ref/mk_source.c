@@ -8,6 +8,7 @@
 #include "mk_fiu.h"
 #include "mk_map.h"
 #include "mk_merkle.h"
+#include "mk_vec.h"
 #include "mk_wire.h"
 
 enum { S_DOWN, S_HELLO_SENT, S_READY };
@@ -110,20 +111,6 @@ static int fail(mk_source *s, int err)
     return err;
 }
 
-/* Grows a vector to hold one more element (small helper used by every
- * dynamic array of the engine). */
-static int grow(void **v, size_t *cap, size_t len, size_t elem)
-{
-    if (len < *cap)
-        return 0;
-    size_t n = *cap ? *cap * 2 : 64;
-    void *p = realloc(*v, n * elem);
-    if (!p)
-        return MK_ENOMEM;
-    *v = p;
-    *cap = n;
-    return 0;
-}
 
 int mk_source_new(const mk_source_config *cfg, mk_file *store, mk_source **out)
 {
@@ -260,8 +247,10 @@ static int tt_acquire(mk_source *s, uint64_t tid, uint32_t refs, uint32_t *idx)
         s->tt_free = s->tt[*idx].next_free;
     } else {
         size_t cap = s->tt_cap;
-        if (grow((void **)&s->tt, &cap, s->tt_len, sizeof *s->tt))
+        tid_ent *t = mk_vec_grow(s->tt, &cap, s->tt_len, sizeof *s->tt, 64);
+        if (!t || cap > UINT32_MAX)
             return MK_ENOMEM;
+        s->tt = t;
         s->tt_cap = (uint32_t)cap;
         *idx = s->tt_len++;
     }
@@ -697,8 +686,11 @@ static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot
         if (d->whole)
             tt_release(s, d->xidx);
     } else {
-        if (grow((void **)&s->dv, &s->dv_cap, s->dv_len, sizeof *s->dv) ||
-            mk_map_put(&s->dmap, block, s->dv_len))
+        desc *v = mk_vec_grow(s->dv, &s->dv_cap, s->dv_len, sizeof *s->dv, 64);
+        if (!v)
+            return MK_ENOMEM;
+        s->dv = v;
+        if (mk_map_put(&s->dmap, block, s->dv_len))
             return MK_ENOMEM;
         d = &s->dv[s->dv_len++];
         d->block = block;
