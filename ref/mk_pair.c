@@ -213,41 +213,34 @@ static int c_drained(const mk_source *s, uint64_t max)
  * fails after 60 s without the condition. */
 static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 {
+    const mk_pair_config *c = l->cfg;
     uint64_t deadline = mono_ns() + 60ull * 1000000000u;
     unsigned lost = 0;
     while (!cond(l->src, arg)) {
-        int rc;
-        if (l->cfg->transport == MK_T_SIM) {
-            rc = sim_pump(l);
-            /* Nothing moves yet the condition is false.  On a clean link
-             * that is a deadlock, a bug.  On a damaging one, a flipped
-             * length can leave a receiver waiting for bytes that will never
-             * come: the session has stalled, and (as a real one would on
-             * its idle timeout) is dropped and resumed. */
-            if (rc == 0 && !l->cfg->link_corrupt)
-                return MK_ETIMEOUT;
-            if (rc == 0) {
-                if (++lost > 64)
-                    return MK_ETIMEOUT;
-                l->stalls++;
-                if ((rc = sim_reconnect(l)))
-                    return rc;
-                continue;
-            }
-        } else {
-            rc = fd_pump(l, 100);
-            if (rc == 0 && mono_ns() > deadline)
-                return MK_ETIMEOUT;
-        }
+        int sim = c->transport == MK_T_SIM;
+        int rc = sim ? sim_pump(l) : fd_pump(l, 100);
+        /* On the simulated link nothing moving while the condition is
+         * false is a deadlock - a bug - unless the link damages bytes: a
+         * flipped length can leave a receiver waiting for bytes that never
+         * come, and the session has stalled (a real one would hit its idle
+         * timeout). */
+        int stalled = sim && rc == 0;
+        if (stalled && !c->link_corrupt)
+            return MK_ETIMEOUT;
+        if (!sim && rc == 0 && mono_ns() > deadline)
+            return MK_ETIMEOUT;
         if (mk_source_error(l->src))
             return mk_source_error(l->src);
-        if (rc < 0 && !mk_source_ready(l->src) && l->cfg->transport != MK_T_PIPE &&
-            l->cfg->transport != MK_T_TCP) {
-            /* The session was lost to damaged bytes: resume in a new one,
-             * unless the link never lets a session through. */
+        /* A stalled session, or one lost to damaged bytes, is dropped and
+         * resumed in a new one (sections 8.2, 8.5) - unless the link never
+         * lets a session through.  A forked destination serves one session
+         * only, so pipe and tcp runs cannot resume. */
+        int resumable = sim || c->transport == MK_T_CONNECT;
+        if (stalled || (rc < 0 && !mk_source_ready(l->src) && resumable)) {
             if (++lost > 64)
-                return rc;
-            rc = l->cfg->transport == MK_T_SIM ? sim_reconnect(l) : reconnect(l);
+                return rc < 0 ? rc : MK_ETIMEOUT;
+            l->stalls += stalled;
+            rc = sim ? sim_reconnect(l) : reconnect(l);
         }
         if (rc < 0)
             return rc;
@@ -446,6 +439,9 @@ static void print_summary(FILE *o, const mk_pair_config *c, const mk_pair_result
                 pct(r->verify_cp_ns, rest), (double)rest / 1e6, (double)r->verify_final_ns / 1e6,
                 pct(r->verify_final_ns, rest));
     }
+    if (c->link_corrupt)
+        fprintf(o, "  link: %llu bits flipped, %llu sessions stalled on a damaged length\n",
+                (unsigned long long)r->bits_flipped, (unsigned long long)r->stalls);
     fprintf(o, "  NAKs %llu, reconnects %llu (%llu sessions lost to damaged bytes), resent "
                "transfers %llu, lost transfers %llu%s\n",
             (unsigned long long)s->naks, (unsigned long long)(s->reconnects ? s->reconnects - 1 : 0),
@@ -861,6 +857,8 @@ int mk_pair_run(const mk_pair_config *c, mk_pair_result *res)
     }
 out:
     res->run_ns = mono_ns() - t_start;
+    res->bits_flipped = l.bits_flipped;
+    res->stalls = l.stalls;
     if (src) {
         const char *rmsg;
         res->stats = *mk_source_get_stats(src);

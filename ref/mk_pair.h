@@ -60,6 +60,7 @@ typedef struct mk_pair_result {
     uint64_t verify_cp_ns;     /* ... spent in the per-CP checks */
     uint64_t verify_final_ns;  /* ... spent in the final full check */
     uint64_t blocks_checked;
+    uint64_t bits_flipped, stalls; /* --link-corrupt: what the link did */
     mk_source_stats stats;
     int err;                   /* first error, 0 if none */
     int remote_code;           /* with MK_EREMOTE: the destination's error */
