@@ -64,13 +64,16 @@ static const char pair_opts_help[] =
     "  --corrupt CP:BLOCK  test aid: after CP is checked, flip one byte of BLOCK in\n"
     "                      the destination's mirror, to watch the verifier catch it\n"
     "  --link-corrupt N    test aid (sim): each chunk crossing the link has an N per\n"
-    "                      mille chance of a flipped bit; sessions are lost and resumed\n";
+    "                      mille chance of a flipped bit; sessions are lost and resumed\n"
+    "  --link 'FAULT; ...' link faults on the simulated link, in the scenario\n"
+    "                      language's `link` form (fault/SCENARIOS.md), e.g.\n"
+    "                      'drop prob=1/200; latency ms=3 jitter=1; reorder window=4'\n";
 
 enum {
     O_BLOCKS = 256, O_BS, O_MODE, O_CPS, O_WRITES, O_WORKLOAD, O_SEED, O_RECORD,
     O_TRANSPORT, O_CONNECT, O_VERIFY_IMAGE, O_RECONNECT, O_VOLID, O_SRCID, O_KEEP,
     O_LISTEN, O_IMAGE, O_LOG, O_ONCE, O_PROMOTE, O_PORTFILE, O_HELP, O_SCRIPT, O_STDIO,
-    O_VERIFY, O_SCRUB, O_JSON, O_CORRUPT, O_TREE, O_LINKCORRUPT
+    O_VERIFY, O_SCRUB, O_JSON, O_CORRUPT, O_TREE, O_LINKCORRUPT, O_LINK
 };
 
 static const struct option pair_long[] = {
@@ -82,7 +85,7 @@ static const struct option pair_long[] = {
     {"source-id", 1, 0, O_SRCID}, {"keep", 0, 0, O_KEEP}, {"help", 0, 0, O_HELP},
     {"script", 1, 0, O_SCRIPT}, {"verify", 1, 0, O_VERIFY}, {"scrub", 1, 0, O_SCRUB},
     {"json", 0, 0, O_JSON}, {"corrupt", 1, 0, O_CORRUPT},
-    {"link-corrupt", 1, 0, O_LINKCORRUPT},
+    {"link-corrupt", 1, 0, O_LINKCORRUPT}, {"link", 1, 0, O_LINK},
     {0, 0, 0, 0}};
 
 /* Returns -1 when the options are good, else the exit code to leave with. */
@@ -165,6 +168,11 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
                 return mk_usage_error(cmd, "--scrub needs a block count, not '%s'", optarg);
             break;
         case O_JSON: c->json = 1; break;
+        case O_LINK:
+            if (strcmp(cmd, "demo") != 0)
+                return mk_usage_error(cmd, "unknown option '%s'", "--link");
+            c->link = optarg;
+            break;
         case O_LINKCORRUPT:
             if (strcmp(cmd, "demo") != 0 || mk_parse_u64(optarg, &v) || v > 1000)
                 return mk_usage_error(cmd, "--link-corrupt needs a per mille in 0..1000 (demo only), not '%s'", optarg);

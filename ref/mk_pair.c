@@ -16,6 +16,8 @@
 #include "mk_prng.h"
 #include "mk_wire.h"
 #include "mk_workload.h"
+#include "mk_linkfault.h"
+#include "mk_scenario.h"
 
 static const char *const tnames[] = {"sim", "pipe", "tcp", "connect"};
 
@@ -72,6 +74,7 @@ typedef struct pair_link {
     char mirror_path[PATH_MAX];
     uint8_t damaged[65536]; /* a chunk with a flipped bit */
     uint64_t bits_flipped, stalls;
+    mk_lf *lf[2];           /* --link faults: [0] to the destination, [1] back */
     /* verification */
     mk_file *view;          /* the mirror as the checker reads it */
     mk_witness *witness;    /* sim: the mirror's write witness */
@@ -96,7 +99,6 @@ static size_t sim_chunk(pair_link *l, size_t avail)
     return n < avail ? n : avail;
 }
 
-/* Moves everything queued in both directions; >0 if any byte moved. */
 /* The simulated link's damage (a test aid, --link-corrupt): each chunk
  * crossing it has a link_corrupt per mille chance to get one bit flipped,
  * in either direction.  Framing checks turn that into a lost session, and
@@ -114,8 +116,12 @@ static const uint8_t *sim_damage(pair_link *l, const uint8_t *p, size_t n)
 }
 
 /* Moves everything queued in both directions; >0 if any byte moved. */
+static int sim_pump_lf(pair_link *l);
+
 static int sim_pump(pair_link *l)
 {
+    if (l->lf[0])
+        return sim_pump_lf(l);
     mk_buf *so = mk_source_out(l->src), *dout = mk_dest_out(l->dest);
     int moved = 0, rc = 0;
     l->now += 1000;
@@ -142,11 +148,71 @@ static int sim_pump(pair_link *l)
     return rc ? rc : moved;
 }
 
+/* The same through the --link fault pipes, on the virtual clock: what each
+ * side sends goes into its pipe, what has arrived by now comes out; when
+ * nothing can move yet the clock jumps to the pipes' next event. */
+static int sim_pump_lf(pair_link *l)
+{
+    mk_buf *out[2] = {mk_source_out(l->src), mk_dest_out(l->dest)};
+    int moved = 0, rc = 0;
+    l->now += 1000;
+    for (int d = 0; d < 2 && rc == 0; d++) {
+        size_t n = mk_buf_len(out[d]);
+        if (n) {
+            if (d == 0 && l->record && fwrite(mk_buf_peek(out[d]), 1, n, l->record) != n)
+                return MK_EIO;
+            if ((rc = mk_lf_push(l->lf[d], mk_buf_peek(out[d]), n, l->now)))
+                return rc;
+            mk_buf_consume(out[d], n);
+            moved = 1;
+        }
+        size_t got;
+        while (rc == 0 && (got = mk_lf_pull(l->lf[d], l->now, l->damaged,
+                                            sim_chunk(l, sizeof l->damaged))) > 0) {
+            rc = d == 0 ? mk_dest_recv(l->dest, l->damaged, got, l->now)
+                        : mk_source_recv(l->src, l->damaged, got, l->now);
+            moved = 1;
+        }
+    }
+    /* The destination refused what arrived.  Damaged bytes end the session
+     * (section 8.5) - the connection is dropped as the destination would
+     * drop it; anything else is the source's fault, and it must hear why,
+     * so the ERROR frame goes to it directly. */
+    if (rc && mk_dest_error(l->dest) == rc) {
+        if (mk_err_is_damage(rc)) {
+            mk_source_disconnect(l->src);
+            return MK_ECLOSED;
+        }
+        mk_buf *e = mk_dest_out(l->dest);
+        mk_source_recv(l->src, mk_buf_peek(e), mk_buf_len(e), l->now);
+        mk_buf_consume(e, mk_buf_len(e));
+        return rc;
+    }
+    /* A reset or closed connection ends the session at both ends. */
+    if (rc == 0 && (mk_lf_state(l->lf[0]) == MK_LF_RESET || mk_lf_state(l->lf[1]) == MK_LF_RESET)) {
+        mk_source_disconnect(l->src);
+        return MK_ECLOSED;
+    }
+    if (rc == 0 && !moved) {
+        uint64_t t = mk_lf_next_event(l->lf[0]), t1 = mk_lf_next_event(l->lf[1]);
+        if (t1 < t)
+            t = t1;
+        if (t != UINT64_MAX && t > l->now) {
+            l->now = t; /* nothing to do until then: let virtual time pass */
+            moved = 1;
+        }
+    }
+    return rc ? rc : moved;
+}
+
 /* A session ended by damaged bytes on the simulated link: both ends drop
  * it, as a closed connection would make them, and the source starts the
  * next one (section 8.2). */
 static int sim_reconnect(pair_link *l)
 {
+    for (int d = 0; d < 2; d++)
+        if (l->lf[d])
+            mk_lf_reconnect(l->lf[d], l->now);
     mk_dest_session_end(l->dest);
     if (mk_dest_error(l->dest)) /* a storage error: the engine is gone */
         return mk_dest_error(l->dest);
@@ -214,7 +280,7 @@ static int c_drained(const mk_source *s, uint64_t max)
 static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 {
     const mk_pair_config *c = l->cfg;
-    uint64_t deadline = mono_ns() + 60ull * 1000000000u;
+    uint64_t deadline = mono_ns() + 60ull * 1000000000u, progress = 0;
     unsigned lost = 0;
     while (!cond(l->src, arg)) {
         int sim = c->transport == MK_T_SIM;
@@ -225,7 +291,7 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
          * come, and the session has stalled (a real one would hit its idle
          * timeout). */
         int stalled = sim && rc == 0;
-        if (stalled && !c->link_corrupt)
+        if (stalled && !c->link_corrupt && !l->lf[0])
             return MK_ETIMEOUT;
         if (!sim && rc == 0 && mono_ns() > deadline)
             return MK_ETIMEOUT;
@@ -237,6 +303,14 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
          * only, so pipe and tcp runs cannot resume. */
         int resumable = sim || c->transport == MK_T_CONNECT;
         if (stalled || (rc < 0 && !mk_source_ready(l->src) && resumable)) {
+            /* Give up only on a link that lets no session make progress:
+             * 64 sessions in a row that got nothing acknowledged. */
+            uint64_t mark = mk_source_acked(l->src) + mk_source_cp_acked(l->src) +
+                            mk_source_get_stats(l->src)->transfers -
+                            mk_source_unacked_bytes(l->src);
+            if (mark != progress)
+                lost = 0;
+            progress = mark;
             if (++lost > 64)
                 return rc < 0 ? rc : MK_ETIMEOUT;
             l->stalls += stalled;
@@ -277,6 +351,56 @@ static void child_dest(pair_link *l, int fd, int lfd)
     _exit(rc ? 3 : 0);
 }
 
+/* Parses --link as `link` statements of the scenario language and sets
+ * them on the two directions' fault pipes. */
+static int link_faults(pair_link *l)
+{
+    const char *spec = l->cfg->link;
+    size_t n = strlen(spec);
+    char *text = malloc(n * 2 + 16), *t = text;
+    mk_scenario *sc = NULL;
+    mk_scenario_error err;
+    int rc = 0;
+    if (!text)
+        return MK_ENOMEM;
+    /* Each ';'-separated part becomes a line "link PART". */
+    t += sprintf(t, "link ");
+    for (const char *p = spec; *p; p++)
+        t += *p == ';' ? sprintf(t, "\nlink ") : sprintf(t, "%c", *p);
+    *t++ = '\n';
+    if ((rc = mk_scenario_parse("--link", text, (size_t)(t - text), &sc, &err))) {
+        char msg[512];
+        mk_scenario_error_format(&err, msg, sizeof msg);
+        fprintf(stderr, "mirrorkit: %s\n", msg);
+        free(text);
+        return MK_EUSAGE;
+    }
+    for (int d = 0; d < 2 && rc == 0; d++)
+        if (!(l->lf[d] = mk_lf_new(l->cfg->seed * 2 + (uint64_t)d + 1)))
+            rc = MK_ENOMEM;
+    for (size_t i = 0; rc == 0 && i < mk_scenario_nsteps(sc); i++) {
+        const mk_scenario_step *st = mk_scenario_step_at(sc, i);
+        if (st->kind != MK_SCN_LINK)
+            continue;
+        if (st->link.after.kind != MK_SCN_EV_NONE && st->link.after.kind != MK_SCN_EV_BYTES) {
+            fprintf(stderr, "mirrorkit: --link: after=EVENT needs a scenario, not --link\n");
+            rc = MK_EUSAGE;
+            break;
+        }
+        mk_lf_fault f = {st->link.kind, st->link.ms, st->link.jitter, st->link.kbps,
+                         st->link.bytes, st->link.window, st->link.frames,
+                         st->link.prob.num, st->link.prob.den};
+        if (st->link.after.kind == MK_SCN_EV_BYTES)
+            f.bytes = st->link.after.n;
+        for (int d = 0; d < 2 && rc == 0; d++)
+            if (st->link.dir == MK_SCN_DIR_BOTH || st->link.dir == (d ? MK_SCN_DIR_TO_SOURCE : MK_SCN_DIR_TO_DEST))
+                rc = mk_lf_set(l->lf[d], &f);
+    }
+    mk_scenario_free(sc);
+    free(text);
+    return rc == MK_EINVAL ? MK_EUSAGE : rc;
+}
+
 static int link_open(pair_link *l)
 {
     const mk_pair_config *c = l->cfg;
@@ -305,6 +429,8 @@ static int link_open(pair_link *l)
         if ((rc = mk_file_mem("ref/dest/log", &l->log)))
             return rc;
         l->view = l->mirror;
+        if (c->link && (rc = link_faults(l)))
+            return rc;
         return mk_dest_open(&dc, l->mirror, l->log, &l->dest);
     }
     if (c->transport == MK_T_CONNECT)
@@ -365,6 +491,8 @@ static int link_close(pair_link *l, int ok)
             rc = MK_EREMOTE;
     }
     mk_dest_free(l->dest);
+    mk_lf_free(l->lf[0]);
+    mk_lf_free(l->lf[1]);
     if (l->view != l->mirror)
         mk_file_close(l->view);
     mk_file_close(l->mirror);

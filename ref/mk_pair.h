@@ -47,6 +47,10 @@ typedef struct mk_pair_config {
     /* A test aid: per mille chance that a chunk crossing the simulated
      * link gets one bit flipped (0: never). */
     uint32_t link_corrupt;
+    /* Link faults for the simulated link: statements of the scenario
+     * language's `link` form without the keyword, separated by ';', e.g.
+     * "drop prob=1/200; latency ms=3 jitter=1; slicer bytes=7 dir=to-dest". */
+    const char *link;
     /* Script mode (SPEC.md 10.2): instead of the workload and CP schedule,
      * read "write OFFSET HEXDATA" / "cp" / "quit" lines from script and
      * answer "ack N" / "cp-ack K" / "error MK_NAME" on script_out. */

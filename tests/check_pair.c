@@ -838,6 +838,55 @@ START_TEST(test_s6_4_huge_sparse_volume_pair)
 }
 END_TEST
 
+/* SPEC.md 8.2: through every link fault that lets sessions progress -
+ * drops, duplicates, corruption, truncation, resets, partitions, latency,
+ * jitter, slicing, bandwidth - the pair resumes and every CP verifies, the
+ * same way for the same seed. */
+START_TEST(test_s8_2_link_faults_cost_sessions_not_data)
+{
+    static const char *const faults[] = {
+        "drop prob=1/200", "duplicate prob=1/100", "corrupt prob=1/100", "truncate",
+        "reset_peer after=300000", "partition frames=3", "limit_data bytes=2000000",
+        "latency ms=3 jitter=2; slicer bytes=700; bandwidth kbps=200000",
+        "drop prob=1/300 dir=to-source; duplicate prob=1/300 dir=to-dest"};
+    for (size_t i = 0; i < sizeof faults / sizeof *faults; i++) {
+        mk_pair_config c;
+        mk_pair_result r, r2;
+        mk_pair_defaults(&c);
+        c.nblocks = 2048;
+        c.cps = 3;
+        c.writes_per_cp = 150;
+        c.link = faults[i];
+        int rc = mk_pair_run(&c, &r);
+        ck_assert_msg(rc == 0, "%s: %s", faults[i], mk_errname(rc));
+        ck_assert_uint_eq(r.cps_verified, 3);
+        ck_assert_uint_eq(r.stats.lost_transfers, 0);
+        ck_assert_int_eq(mk_pair_run(&c, &r2), 0);
+        ck_assert_uint_eq(r2.stats.reconnects, r.stats.reconnects);
+        ck_assert_uint_eq(r2.stats.resent_transfers, r.stats.resent_transfers);
+    }
+}
+END_TEST
+
+/* A link fault that no session survives is reported, never hidden. */
+START_TEST(test_s8_2_link_that_never_lets_a_cp_through_fails)
+{
+    mk_pair_config c;
+    mk_pair_result r;
+    mk_pair_defaults(&c);
+    c.nblocks = 512;
+    c.cps = 2;
+    c.writes_per_cp = 20;
+    c.link = "timeout ms=5";
+    ck_assert_int_ne(mk_pair_run(&c, &r), 0);
+    ck_assert_uint_lt(r.cps_verified, 2);
+    c.link = "drop prob=1/1";
+    ck_assert_int_ne(mk_pair_run(&c, &r), 0);
+    c.link = "latencyy ms=1"; /* a bad spec is a usage error */
+    ck_assert_int_eq(mk_pair_run(&c, &r), MK_EUSAGE);
+}
+END_TEST
+
 /* SPEC.md 8.2, 8.5: a link that flips bits now and then costs sessions,
  * never data: every damaged frame is caught by its framing, the session is
  * dropped and resumed, and every CP still verifies - deterministically for
@@ -873,6 +922,8 @@ static Suite *pair_suite(void)
     tcase_add_loop_test(tr, test_s9_i1_pair_run_every_mode_block_size_workload, 0, 45);
     tcase_add_test(tr, test_s9_i1_pair_run_is_deterministic);
     tcase_add_test(tr, test_s8_5_damaged_link_loses_sessions_not_data);
+    tcase_add_test(tr, test_s8_2_link_faults_cost_sessions_not_data);
+    tcase_add_test(tr, test_s8_2_link_that_never_lets_a_cp_through_fails);
     tcase_add_loop_test(tr, test_s9_i1_pair_run_pipe_and_tcp, 0, 2);
     suite_add_tcase(s, tr);
 
