@@ -142,4 +142,18 @@ void mk_lf_reconnect(mk_lf *lf, uint64_t now_ns);
 void mk_lf_stats_get(const mk_lf *lf, mk_lf_stats *st);
 size_t mk_lf_in_flight(const mk_lf *lf); /* bytes pushed, not yet pulled or lost */
 
+/*
+ * Parses a --link spec - `link` statements of the scenario language
+ * without the word `link`, separated by ';', e.g. "drop prob=1/200;
+ * latency ms=3 dir=to-dest" - and sets each fault on the pipe its dir=
+ * names (either pipe may be NULL to ignore that direction).  after=BYTES
+ * is taken as the fault's byte count; other after= events need a scenario
+ * and are refused.  Returns 0, MK_EUSAGE with a message in err (the
+ * parser's "--link:LINE:COL: ..." form), or MK_ENOMEM.  Faults set before
+ * an error stay set: callers discard the pipes on failure.
+ * (fault/mk_linkspec.c)
+ */
+int mk_lf_parse_spec(const char *spec, mk_lf *to_dest, mk_lf *to_source, char *err,
+                     size_t errlen);
+
 #endif

@@ -24,6 +24,7 @@
 #include "mk_logstore.h"
 #include "mk_net.h"
 #include "mk_pair.h"
+#include "mk_proxy.h"
 #include "mk_wire.h"
 #include "mk_workload.h"
 
@@ -837,7 +838,8 @@ static void main_help(void)
            "  dest     run the reference destination (listen, recover, promote)\n"
            "  dump     decode a recorded stream or a destination log, frame by frame\n"
            "  verify   compare images or checksum tables block by block; write a table\n"
-           "  faults   list the libfiu fault points (fault/POINTS.md)\n\n"
+           "  faults   list the libfiu fault points (fault/POINTS.md)\n"
+           "  proxy    relay a TCP connection through link faults (drop, latency, reset...)\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
@@ -868,6 +870,8 @@ int main(int argc, char **argv)
         return mk_cmd_verify(argc - 1, argv + 1);
     if (strcmp(cmd, "faults") == 0)
         return mk_cmd_faults(argc - 1, argv + 1);
+    if (strcmp(cmd, "proxy") == 0)
+        return mk_cmd_proxy(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }

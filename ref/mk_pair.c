@@ -17,7 +17,6 @@
 #include "mk_wire.h"
 #include "mk_workload.h"
 #include "mk_linkfault.h"
-#include "mk_scenario.h"
 
 static const char *const tnames[] = {"sim", "pipe", "tcp", "connect"};
 
@@ -277,14 +276,26 @@ static int c_drained(const mk_source *s, uint64_t max)
 /* Pumps until cond holds.  A simulated link that moves nothing while the
  * condition is still false is a deadlock and fails at once; a real one
  * fails after 60 s without the condition. */
+/* How long a real connection may show no progress before the session is
+ * deemed stalled and resumed in a new one. */
+#define MK_PAIR_IDLE_NS (5ull * 1000000000u)
+
 static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 {
     const mk_pair_config *c = l->cfg;
     uint64_t deadline = mono_ns() + 60ull * 1000000000u, progress = 0;
     unsigned lost = 0;
+    uint64_t last_change = mono_ns();
     while (!cond(l->src, arg)) {
         int sim = c->transport == MK_T_SIM;
         int rc = sim ? sim_pump(l) : fd_pump(l, 100);
+        uint64_t mark = mk_source_acked(l->src) + mk_source_cp_acked(l->src) +
+                        mk_source_get_stats(l->src)->transfers - mk_source_unacked_bytes(l->src);
+        if (mark != progress) {
+            last_change = mono_ns();
+            progress = mark;
+            lost = 0;
+        }
         /* On the simulated link nothing moving while the condition is
          * false is a deadlock - a bug - unless the link damages bytes: a
          * flipped length can leave a receiver waiting for bytes that never
@@ -293,6 +304,14 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
         int stalled = sim && rc == 0;
         if (stalled && !c->link_corrupt && !l->lf[0])
             return MK_ETIMEOUT;
+        /* A real connection whose session made no progress for a while has
+         * stalled the same way (a frame lost by a faulty network or proxy
+         * leaves both ends waiting): drop it and resume (section 8.5). */
+        if (c->transport == MK_T_CONNECT && rc == 0 &&
+            mono_ns() - last_change > MK_PAIR_IDLE_NS) {
+            stalled = 1;
+            last_change = mono_ns();
+        }
         if (!sim && rc == 0 && mono_ns() > deadline)
             return MK_ETIMEOUT;
         if (mk_source_error(l->src))
@@ -305,12 +324,6 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
         if (stalled || (rc < 0 && !mk_source_ready(l->src) && resumable)) {
             /* Give up only on a link that lets no session make progress:
              * 64 sessions in a row that got nothing acknowledged. */
-            uint64_t mark = mk_source_acked(l->src) + mk_source_cp_acked(l->src) +
-                            mk_source_get_stats(l->src)->transfers -
-                            mk_source_unacked_bytes(l->src);
-            if (mark != progress)
-                lost = 0;
-            progress = mark;
             if (++lost > 64)
                 return rc < 0 ? rc : MK_ETIMEOUT;
             l->stalls += stalled;
@@ -351,54 +364,27 @@ static void child_dest(pair_link *l, int fd, int lfd)
     _exit(rc ? 3 : 0);
 }
 
-/* Parses --link as `link` statements of the scenario language and sets
- * them on the two directions' fault pipes. */
+/* Sets --link's faults (mk_lf_parse_spec) on the two directions' fault
+ * pipes; on failure the pipes are dropped again, so a run without usable
+ * faults never looks like one with them. */
 static int link_faults(pair_link *l)
 {
-    const char *spec = l->cfg->link;
-    size_t n = strlen(spec);
-    char *text = malloc(n * 2 + 16), *t = text;
-    mk_scenario *sc = NULL;
-    mk_scenario_error err;
+    char err[512];
     int rc = 0;
-    if (!text)
-        return MK_ENOMEM;
-    /* Each ';'-separated part becomes a line "link PART". */
-    t += sprintf(t, "link ");
-    for (const char *p = spec; *p; p++)
-        t += *p == ';' ? sprintf(t, "\nlink ") : sprintf(t, "%c", *p);
-    *t++ = '\n';
-    if ((rc = mk_scenario_parse("--link", text, (size_t)(t - text), &sc, &err))) {
-        char msg[512];
-        mk_scenario_error_format(&err, msg, sizeof msg);
-        fprintf(stderr, "mirrorkit: %s\n", msg);
-        free(text);
-        return MK_EUSAGE;
-    }
     for (int d = 0; d < 2 && rc == 0; d++)
         if (!(l->lf[d] = mk_lf_new(l->cfg->seed * 2 + (uint64_t)d + 1)))
             rc = MK_ENOMEM;
-    for (size_t i = 0; rc == 0 && i < mk_scenario_nsteps(sc); i++) {
-        const mk_scenario_step *st = mk_scenario_step_at(sc, i);
-        if (st->kind != MK_SCN_LINK)
-            continue;
-        if (st->link.after.kind != MK_SCN_EV_NONE && st->link.after.kind != MK_SCN_EV_BYTES) {
-            fprintf(stderr, "mirrorkit: --link: after=EVENT needs a scenario, not --link\n");
-            rc = MK_EUSAGE;
-            break;
+    if (rc == 0)
+        rc = mk_lf_parse_spec(l->cfg->link, l->lf[0], l->lf[1], err, sizeof err);
+    if (rc) {
+        if (rc == MK_EUSAGE && err[0])
+            fprintf(stderr, "mirrorkit: %s\n", err);
+        for (int d = 0; d < 2; d++) {
+            mk_lf_free(l->lf[d]);
+            l->lf[d] = NULL;
         }
-        mk_lf_fault f = {st->link.kind, st->link.ms, st->link.jitter, st->link.kbps,
-                         st->link.bytes, st->link.window, st->link.frames,
-                         st->link.prob.num, st->link.prob.den};
-        if (st->link.after.kind == MK_SCN_EV_BYTES)
-            f.bytes = st->link.after.n;
-        for (int d = 0; d < 2 && rc == 0; d++)
-            if (st->link.dir == MK_SCN_DIR_BOTH || st->link.dir == (d ? MK_SCN_DIR_TO_SOURCE : MK_SCN_DIR_TO_DEST))
-                rc = mk_lf_set(l->lf[d], &f);
     }
-    mk_scenario_free(sc);
-    free(text);
-    return rc == MK_EINVAL ? MK_EUSAGE : rc;
+    return rc;
 }
 
 static int link_open(pair_link *l)
