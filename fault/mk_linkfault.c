@@ -18,6 +18,7 @@
 
 #include "mk_buf.h"
 #include "mk_err.h"
+#include "mk_vec.h"
 #include "mk_prng.h"
 #include "mk_scenario.h"
 #include "mk_wire.h"
@@ -99,14 +100,10 @@ static int q_push(lf_queue *q, lf_unit u)
         q->len -= q->head;
         q->head = 0;
     }
-    if (q->len == q->cap) {
-        size_t cap = q->cap ? 2 * q->cap : 16;
-        lf_unit *nu = realloc(q->u, cap * sizeof *nu);
-        if (!nu)
-            return MK_ENOMEM;
-        q->u = nu;
-        q->cap = cap;
-    }
+    lf_unit *nu = mk_vec_grow(q->u, &q->cap, q->len, sizeof *nu, 16);
+    if (!nu)
+        return MK_ENOMEM;
+    q->u = nu;
     q->u[q->len++] = u;
     return 0;
 }

@@ -11,6 +11,7 @@
 
 #include "mk_cursor.h"
 #include "mk_err.h"
+#include "mk_vec.h"
 #include "mk_map.h"
 
 #define NODE_BYTES 16
@@ -211,14 +212,10 @@ int mk_merkle_set(mk_merkle *t, uint64_t leaf, mk_h128 h)
         t->staged[at].h = h;
         return 0;
     }
-    if (t->nstaged == t->capstaged) {
-        size_t cap = t->capstaged ? 2 * t->capstaged : 64;
-        ent *s = realloc(t->staged, cap * sizeof *s);
-        if (!s)
-            return MK_ENOMEM;
-        t->staged = s;
-        t->capstaged = cap;
-    }
+    ent *s = mk_vec_grow(t->staged, &t->capstaged, t->nstaged, sizeof *s, 64);
+    if (!s)
+        return MK_ENOMEM;
+    t->staged = s;
     /* The map entry goes in first: if it fails, the array slot is simply
      * not claimed, and the set is as it was. */
     int rc = mk_map_put(&t->slot, leaf, t->nstaged);
@@ -542,14 +539,10 @@ static uint64_t dkey(uint32_t level, uint64_t index) { return index << 6 | level
 
 static int diff_push(mk_merkle_diff *d, uint32_t level, uint64_t index, mk_h128 remote)
 {
-    if (d->nnodes == d->capnodes) {
-        size_t cap = d->capnodes ? 2 * d->capnodes : 64;
-        dnode *nn = realloc(d->nodes, cap * sizeof *nn);
-        if (!nn)
-            return MK_ENOMEM;
-        d->nodes = nn;
-        d->capnodes = cap;
-    }
+    dnode *nn = mk_vec_grow(d->nodes, &d->capnodes, d->nnodes, sizeof *nn, 64);
+    if (!nn)
+        return MK_ENOMEM;
+    d->nodes = nn;
     int rc = mk_map_put(&d->where, dkey(level, index), d->nnodes);
     if (rc)
         return rc;
@@ -577,14 +570,10 @@ static int diff_leaf(mk_merkle_diff *d, uint64_t leaf)
         d->truncated = 1;
         return 0;
     }
-    if (d->nleaves == d->capleaves) {
-        size_t cap = d->capleaves ? 2 * d->capleaves : 64;
-        uint64_t *nl = realloc(d->leaves, cap * sizeof *nl);
-        if (!nl)
-            return MK_ENOMEM;
-        d->leaves = nl;
-        d->capleaves = cap;
-    }
+    uint64_t *nl = mk_vec_grow(d->leaves, &d->capleaves, d->nleaves, sizeof *nl, 64);
+    if (!nl)
+        return MK_ENOMEM;
+    d->leaves = nl;
     d->leaves[d->nleaves++] = leaf;
     d->sorted = 0;
     if (d->nleaves == d->max)

@@ -173,19 +173,18 @@ static int sim_pump_lf(pair_link *l)
             moved = 1;
         }
     }
-    /* The destination refused what arrived.  Damaged bytes end the session
-     * (section 8.5) - the connection is dropped as the destination would
-     * drop it; anything else is the source's fault, and it must hear why,
-     * so the ERROR frame goes to it directly. */
+    /* The destination ended the session: its last words, the ERROR frame,
+     * are flushed to the source as a closing connection would deliver them,
+     * and the source engine decides what they mean (section 8.5). */
     if (rc && mk_dest_error(l->dest) == rc) {
-        if (mk_err_is_damage(rc)) {
-            mk_source_disconnect(l->src);
-            return MK_ECLOSED;
-        }
         mk_buf *e = mk_dest_out(l->dest);
-        mk_source_recv(l->src, mk_buf_peek(e), mk_buf_len(e), l->now);
+        if (mk_source_ready(l->src))
+            mk_source_recv(l->src, mk_buf_peek(e), mk_buf_len(e), l->now);
         mk_buf_consume(e, mk_buf_len(e));
-        return rc;
+        if (mk_source_error(l->src))
+            return mk_source_error(l->src);
+        mk_source_disconnect(l->src);
+        return MK_ECLOSED;
     }
     /* A reset or closed connection ends the session at both ends. */
     if (rc == 0 && (mk_lf_state(l->lf[0]) == MK_LF_RESET || mk_lf_state(l->lf[1]) == MK_LF_RESET)) {

@@ -17,6 +17,7 @@
 
 #include "mk_cursor.h"
 #include "mk_err.h"
+#include "mk_vec.h"
 #include "mk_wire.h"
 
 /* Table entries read or written per batch: 64 KiB of entries keeps the
@@ -627,21 +628,6 @@ void mk_sumtab_result_free(mk_sumtab_result *res)
     res->nranges = res->ndiffs = 0;
 }
 
-/* Grows an array of n elements of size sz to hold one more; the capacity
- * doubles, so appending stays amortised O(1). */
-static int grow(void **arr, size_t n, size_t *cap, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * sz);
-    if (!p)
-        return MK_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
 typedef struct cmp_state {
     mk_sumtab_result *res;
     const mk_sumtab_opts *o;
@@ -663,8 +649,10 @@ static int note_diff(cmp_state *cs, uint64_t block, const uint8_t *a, const uint
     if (res->nranges && res->ranges[res->nranges - 1].last + 1 == block) {
         res->ranges[res->nranges - 1].last = block;
     } else if (res->nranges < cs->o->max_ranges) {
-        if (grow((void **)&res->ranges, res->nranges, &cs->rcap, sizeof *res->ranges))
+        void *r = mk_vec_grow(res->ranges, &cs->rcap, res->nranges, sizeof *res->ranges, 16);
+        if (!r)
             return MK_ENOMEM;
+        res->ranges = r;
         res->ranges[res->nranges].first = res->ranges[res->nranges].last = block;
         res->nranges++;
     } else {
@@ -672,8 +660,10 @@ static int note_diff(cmp_state *cs, uint64_t block, const uint8_t *a, const uint
     }
     if (res->ndiffs >= cs->o->max_diffs)
         return 0;
-    if (grow((void **)&res->diffs, res->ndiffs, &cs->dcap, sizeof *res->diffs))
+    void *g = mk_vec_grow(res->diffs, &cs->dcap, res->ndiffs, sizeof *res->diffs, 16);
+    if (!g)
         return MK_ENOMEM;
+    res->diffs = g;
     mk_sumtab_diff *d = &res->diffs[res->ndiffs++];
     memset(d, 0, sizeof *d);
     d->block = block;
