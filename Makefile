@@ -5,6 +5,7 @@
 #   make check      every test (unit suites, pair runs, shell tests)
 #   make check-valgrind / check-asan / coverage / deps / clean
 #   make fault-build  the fault build: libfiu points compiled in (build/fault)
+#   make mutant-build a fault build with a planted bug, for the simulator's test
 #   make fault/POINTS.md  regenerate the catalogue of fault points
 #
 # Variants build into their own directory (B=...) so a sanitizer build
@@ -32,7 +33,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
 MIRRORKIT := $(B)/mirrorkit
 
 .PHONY: all demo check check-unit check-shell check-valgrind check-asan \
-        coverage deps clean fault-build fault/POINTS.md
+        coverage deps clean fault-build mutant-build fault/POINTS.md
 .DEFAULT_GOAL := all
 
 # Objects remember what they were built with (compiler, flags, libraries):
@@ -68,7 +69,7 @@ demo: $(MIRRORKIT)
 # would (pipe, TCP, SIGKILL and restart, dump).  The last line is the
 # plain "N passed, N failed" summary CI reads.  The fault build comes
 # first because tests/t_fault.sh drives it (a second build, ~15 s once).
-check: all fault-build
+check: all fault-build mutant-build
 	@MIRRORKIT=$(MIRRORKIT) B=$(B) ./tests/run.sh $(TEST_BINS)
 
 check-valgrind:
@@ -103,6 +104,13 @@ coverage:
 # The fault build: libfiu's points compiled in (fault/POINTS.md).
 fault-build:
 	$(MAKE) B=build/fault EXTRA_CFLAGS=-DFIU_ENABLE LDFLAGS_EXTRA=-lfiu all
+
+# A planted bug (MK_MUTANT_SKIP_REDO: recovery marks a committed CP
+# applied without redoing it) in a fault build, for tests/t_sim.sh to show
+# that `mirrorkit sim` finds it and shrinks it to a short script.
+mutant-build:
+	$(MAKE) B=build/mutant EXTRA_CFLAGS="-DFIU_ENABLE -DMK_MUTANT_SKIP_REDO" LDFLAGS_EXTRA=-lfiu \
+	  build/mutant/mirrorkit
 
 # The catalogue of fault points, generated from the table in
 # fault/mk_faults.h; tests/t_fault.sh checks the committed copy is current.

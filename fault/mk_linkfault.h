@@ -156,4 +156,10 @@ size_t mk_lf_in_flight(const mk_lf *lf); /* bytes pushed, not yet pulled or lost
 int mk_lf_parse_spec(const char *spec, mk_lf *to_dest, mk_lf *to_source, char *err,
                      size_t errlen);
 
+/* Sets one parsed `link` step (mk_scenario.h) on the pipes its dir= names;
+ * a scenario runner calls it when the step runs or its after= event comes.
+ * 0 or MK_EINVAL (a parameter the pipe cannot take). */
+struct mk_scenario_step;
+int mk_lf_apply_step(const struct mk_scenario_step *st, mk_lf *to_dest, mk_lf *to_source);
+
 #endif

@@ -14,6 +14,22 @@
 #include "mk_err.h"
 #include "mk_scenario.h"
 
+int mk_lf_apply_step(const mk_scenario_step *st, mk_lf *to_dest, mk_lf *to_source)
+{
+    mk_lf *lf[2] = {to_dest, to_source};
+    int rc = 0;
+    mk_lf_fault f = {st->link.kind, st->link.ms, st->link.jitter, st->link.kbps,
+                     st->link.bytes, st->link.window, st->link.frames,
+                     st->link.prob.num, st->link.prob.den};
+    if (st->link.after.kind == MK_SCN_EV_BYTES)
+        f.bytes = st->link.after.n;
+    for (int d = 0; d < 2 && rc == 0; d++)
+        if (lf[d] && (st->link.dir == MK_SCN_DIR_BOTH ||
+                      st->link.dir == (d ? MK_SCN_DIR_TO_SOURCE : MK_SCN_DIR_TO_DEST)))
+            rc = mk_lf_set(lf[d], &f);
+    return rc;
+}
+
 int mk_lf_parse_spec(const char *spec, mk_lf *to_dest, mk_lf *to_source, char *err,
                      size_t errlen)
 {
@@ -27,6 +43,12 @@ int mk_lf_parse_spec(const char *spec, mk_lf *to_dest, mk_lf *to_source, char *e
         err[0] = 0;
     if (!text)
         return MK_ENOMEM;
+    /* An empty spec sets no fault: the pipes are there for faults that a
+     * scenario adds later. */
+    if (strspn(spec, " \t") == n) {
+        free(text);
+        return 0;
+    }
     /* Each ';'-separated part becomes a line "link PART", so the scenario
      * parser - with its file:line:col messages - is the only grammar. */
     t += sprintf(t, "link ");
@@ -51,15 +73,7 @@ int mk_lf_parse_spec(const char *spec, mk_lf *to_dest, mk_lf *to_source, char *e
             rc = MK_EUSAGE;
             break;
         }
-        mk_lf_fault f = {st->link.kind, st->link.ms, st->link.jitter, st->link.kbps,
-                         st->link.bytes, st->link.window, st->link.frames,
-                         st->link.prob.num, st->link.prob.den};
-        if (st->link.after.kind == MK_SCN_EV_BYTES)
-            f.bytes = st->link.after.n;
-        for (int d = 0; d < 2 && rc == 0; d++)
-            if (lf[d] && (st->link.dir == MK_SCN_DIR_BOTH ||
-                          st->link.dir == (d ? MK_SCN_DIR_TO_SOURCE : MK_SCN_DIR_TO_DEST)))
-                rc = mk_lf_set(lf[d], &f);
+        rc = mk_lf_apply_step(st, lf[0], lf[1]);
         /* The parser checks the rules mk_lf_set checks; if they ever
          * disagree, say which part was refused rather than fail mutely. */
         if (rc == MK_EINVAL && errlen)

@@ -25,22 +25,13 @@
 #include "mk_net.h"
 #include "mk_pair.h"
 #include "mk_proxy.h"
+#include "mk_run.h"
+#include "mk_sim.h"
 #include "mk_wire.h"
 #include "mk_workload.h"
 
 
-static int exit_code(int err)
-{
-    switch (err) {
-    case 0: return EXIT_OK;
-    case MK_EVERIFY: case MK_EDIGEST: case MK_EDIVERGED: case MK_ELOGLOST:
-        return EXIT_VERIFY;
-    case MK_EIO: case MK_ENOSPC: case MK_ENOMEM: case MK_ECLOSED:
-    case MK_ETIMEOUT: case MK_EREMOTE:
-        return EXIT_IO;
-    }
-    return EXIT_USAGE;
-}
+#define exit_code mk_exit_code
 
 
 
@@ -338,13 +329,24 @@ static void dest_help(void)
            "Exit: 0 ok, 2 usage or bad input, 3 I/O error.\n");
 }
 
-static void refuse_peer(int lfd)
+/* Refuses connections that wait while a session is active (SPEC.md 2.3).
+ * A source that gave up on a stalled session closes it and connects again
+ * at once, so the new connection can arrive between our look at the active
+ * one and the accept: before each refusal the active connection is looked
+ * at again, and if it has ended (its close is there to read), the new one
+ * is kept in *next to be served, not refused. */
+static void refuse_peer(int lfd, int active, int *next)
 {
     struct pollfd p = {lfd, POLLIN, 0};
-    while (poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
+    while (*next < 0 && poll(&p, 1, 0) == 1 && (p.revents & POLLIN)) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0)
             return;
+        struct pollfd a = {active, POLLIN, 0};
+        if (poll(&a, 1, 0) != 0) {
+            *next = fd;
+            return;
+        }
         mk_buf b;
         mk_buf_init(&b);
         mk_error_encode(&b, 0, MK_EPEER, "a session with another source is active");
@@ -361,18 +363,29 @@ static int dest_sink(void *ctx, const uint8_t *buf, size_t n)
 
 static int serve_sessions(mk_dest *d, int lfd, int once)
 {
+    int next = -1;
     while (!stop_flag) {
-        struct pollfd p = {lfd, POLLIN, 0};
-        if (poll(&p, 1, 200) <= 0)
-            continue;
-        int fd = accept(lfd, NULL, NULL);
-        if (fd < 0)
-            continue;
+        int fd = next;
+        next = -1;
+        if (fd < 0) {
+            struct pollfd p = {lfd, POLLIN, 0};
+            if (poll(&p, 1, 200) <= 0)
+                continue;
+            if ((fd = accept(lfd, NULL, NULL)) < 0)
+                continue;
+        }
         mk_net_nonblock(fd);
         int rc;
         do {
             rc = mk_io_pump(fd, mk_dest_out(d), dest_sink, d, 200, NULL);
-            refuse_peer(lfd);
+            /* A waiting connection is refused only while the active one
+             * has nothing left to read: a source that gave up on a stalled
+             * session (a stopped destination, 8.5) closed it before it
+             * reconnected, and that close is read - ending the session -
+             * before the new connection is served. */
+            struct pollfd a = {fd, POLLIN, 0};
+            if (rc == 0 && poll(&a, 1, 0) == 0)
+                refuse_peer(lfd, fd, &next);
         } while (rc == 0 && !stop_flag);
         if (rc && rc != MK_ECLOSED) {
             mk_io_flush(fd, mk_dest_out(d), 2000);
@@ -381,6 +394,10 @@ static int serve_sessions(mk_dest *d, int lfd, int once)
         }
         close(fd);
         mk_dest_session_end(d);
+        if ((mk_dest_error(d) || once || stop_flag) && next >= 0) {
+            close(next); /* not served: the process is about to end */
+            next = -1;
+        }
         if (mk_dest_error(d)) {
             fprintf(stderr, "mirrorkit dest: storage failed: %s: %s\n",
                     mk_errname(mk_dest_error(d)), mk_strerror(mk_dest_error(d)));
@@ -839,7 +856,10 @@ static void main_help(void)
            "  dump     decode a recorded stream or a destination log, frame by frame\n"
            "  verify   compare images or checksum tables block by block; write a table\n"
            "  faults   list the libfiu fault points (fault/POINTS.md)\n"
-           "  proxy    relay a TCP connection through link faults (drop, latency, reset...)\n\n"
+           "  proxy    relay a TCP connection through link faults (drop, latency, reset...)\n"
+           "  scenario run fault scenario scripts (fault/SCENARIOS.md) and check them\n"
+           "  sim      seeded swarm simulation of faults, with shrinking of failures\n"
+           "  crashpoints  crash at every fault-point hit of a scenario, recover, check\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
@@ -872,6 +892,12 @@ int main(int argc, char **argv)
         return mk_cmd_faults(argc - 1, argv + 1);
     if (strcmp(cmd, "proxy") == 0)
         return mk_cmd_proxy(argc - 1, argv + 1);
+    if (strcmp(cmd, "scenario") == 0)
+        return mk_cmd_scenario(argc - 1, argv + 1);
+    if (strcmp(cmd, "sim") == 0)
+        return mk_cmd_sim(argc - 1, argv + 1);
+    if (strcmp(cmd, "crashpoints") == 0)
+        return mk_cmd_crashpoints(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }

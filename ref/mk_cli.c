@@ -1,4 +1,5 @@
 #include "mk_cli.h"
+#include "mk_err.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -23,4 +24,17 @@ int mk_parse_u64(const char *s, uint64_t *v)
         return -1;
     *v = x;
     return 0;
+}
+
+int mk_exit_code(int err)
+{
+    switch (err) {
+    case 0: return EXIT_OK;
+    case MK_EVERIFY: case MK_EDIGEST: case MK_EDIVERGED: case MK_ELOGLOST:
+        return EXIT_VERIFY;
+    case MK_EIO: case MK_ENOSPC: case MK_ENOMEM: case MK_ECLOSED:
+    case MK_ETIMEOUT: case MK_EREMOTE:
+        return EXIT_IO;
+    }
+    return EXIT_USAGE;
 }

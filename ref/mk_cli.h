@@ -19,4 +19,7 @@ int mk_usage_error(const char *cmd, const char *fmt, const char *arg);
  * it and no sign; 0 on success, -1 otherwise (*v untouched). */
 int mk_parse_u64(const char *s, uint64_t *v);
 
+/* The exit code of a run that ended with err (SPEC.md 10.3). */
+int mk_exit_code(int err);
+
 #endif

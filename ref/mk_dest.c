@@ -45,9 +45,16 @@ struct mk_dest {
     int own_tree_file;
     mk_merkle *tree;
     mk_dest_stats stats;
+    uint64_t ev_data, ev_refs; /* records of the open CP, for events */
 };
 
 /* ---- helpers ----------------------------------------------------------- */
+
+static void event(mk_dest *d, int kind, uint64_t n, uint64_t cp)
+{
+    if (d->cfg.event)
+        d->cfg.event(d->cfg.event_ctx, kind, n, cp);
+}
 
 static int fail_session(mk_dest *d, int err, const char *what)
 {
@@ -92,7 +99,10 @@ static int flush_log_acks(mk_dest *d)
         return fail_storage(d, rc, "log sync");
     d->stats.log_syncs++;
     d->synced_tid = d->last_tid;
-    return mk_log_ack_encode(&d->out, d->send_seq++, d->synced_tid);
+    if ((rc = mk_log_ack_encode(&d->out, d->send_seq++, d->synced_tid)))
+        return rc;
+    event(d, MK_DEV_LOG_ACK, d->synced_tid, 0);
+    return 0;
 }
 
 /* Copies the blocks of a committed CP from the log into the mirror and
@@ -168,8 +178,15 @@ static int recover(mk_dest *d)
     int rc = mk_logstore_pending_redo(d->log, &cp, &digest, &e, &n);
     if (rc <= 0)
         return rc;
+#ifdef MK_MUTANT_SKIP_REDO
+    /* A planted bug for fault/'s simulator to find (make mutant-build):
+     * recovery marks a committed CP applied without redoing it. */
+    (void)digest;
+    if ((rc = ensure_block_buf(d)) == 0 && (rc = mk_logstore_append_applied(d->log, cp)) == 0)
+#else
     if ((rc = ensure_block_buf(d)) == 0 && (rc = apply_entries(d, e, n, digest)) == 0 &&
         (rc = mk_logstore_append_applied(d->log, cp)) == 0)
+#endif
         rc = mk_logstore_sync(d->log);
     free(e);
     if (rc == 0)
@@ -328,6 +345,7 @@ static int on_log(mk_dest *d, const mk_frame *f)
         return fail_storage(d, rc, "log append");
     d->last_tid = l.tid;
     d->stats.transfers++;
+    event(d, MK_DEV_TRANSFER, l.tid, 0);
     return 0;
 }
 
@@ -350,6 +368,8 @@ static int on_cp_begin(mk_dest *d, const mk_frame *f)
     cp_reset(d);
     d->cp = b;
     d->cp_open = 1;
+    d->ev_data = d->ev_refs = 0;
+    event(d, MK_DEV_CP_BEGIN, 0, b.cp);
     return 0;
 }
 
@@ -427,6 +447,8 @@ static int apply_cp(mk_dest *d)
     if (rc == 0)
         rc = mk_logstore_sync(d->log);
     if (rc == 0)
+        event(d, MK_DEV_CP_COMMIT, 0, d->cp.cp);
+    if (rc == 0)
         rc = apply_entries(d, e, n, digest);
     free(e);
     if (rc == 0)
@@ -441,7 +463,10 @@ static int apply_cp(mk_dest *d)
     mk_cp_ack a = {d->cp.cp, n, digest, root.lo, root.hi};
     d->stats.cps_applied++;
     cp_reset(d);
-    return mk_cp_ack_encode(&d->out, d->send_seq++, &a);
+    if ((rc = mk_cp_ack_encode(&d->out, d->send_seq++, &a)))
+        return rc;
+    event(d, MK_DEV_CP_ACK, 0, a.cp);
+    return 0;
 }
 
 static int on_cp_data(mk_dest *d, const mk_frame *f)
@@ -465,6 +490,7 @@ static int on_cp_data(mk_dest *d, const mk_frame *f)
         d->outstanding--;
     }
     d->stats.cp_data++;
+    event(d, MK_DEV_DATA, ++d->ev_data, c.cp);
     if (d->commit_seen && d->outstanding == 0)
         return apply_cp(d);
     return 0;
@@ -522,6 +548,7 @@ static int on_cp_ref(mk_dest *d, const mk_frame *f)
         if (rc == MK_EIO || rc == MK_ENOMEM)
             return fail_storage(d, rc, "log read");
         d->stats.cp_refs++;
+        event(d, MK_DEV_REF, ++d->ev_refs, cp);
         if (rc == 0) {
             s->off = off;
             s->hash = r.hash;

@@ -34,7 +34,25 @@ typedef struct mk_dest_config {
      * NULL keeps it in memory, rebuilt from the image when the engine
      * opens an existing log.  Borrowed, like the other files. */
     mk_file *tree;
+    /* Protocol events (enum mk_dest_event), reported the moment they
+     * happen, for a fault runner that crashes the destination there
+     * (fault/SCENARIOS.md 3.3).  NULL: none.  The callback may make every
+     * later storage call fail (a crash); the engine then stops as a storage
+     * error makes it. */
+    void (*event)(void *ctx, int kind, uint64_t n, uint64_t cp);
+    void *event_ctx;
 } mk_dest_config;
+
+/* The events of mk_dest_config.event: what n and cp are. */
+enum mk_dest_event {
+    MK_DEV_TRANSFER = 1, /* transfer n appended to the log, not yet acked (4.4) */
+    MK_DEV_LOG_ACK,      /* a LOG_ACK covering transfers up to n queued (4.4) */
+    MK_DEV_CP_BEGIN,     /* CP_BEGIN of CP cp accepted (7.1) */
+    MK_DEV_DATA,         /* the n-th CP_DATA record of CP cp appended (7.2) */
+    MK_DEV_REF,          /* the n-th REF of CP cp resolved, or NAKed (7.2) */
+    MK_DEV_CP_COMMIT,    /* CP cp's redo record durable, mirror untouched (7.4) */
+    MK_DEV_CP_ACK        /* CP_ACK of CP cp queued (7.5) */
+};
 
 typedef struct mk_dest_stats {
     uint64_t bytes_in, bytes_out, frames_in;

@@ -387,7 +387,7 @@ START_TEST(test_s2_3_volume_mismatch_evolume)
         dfx_files(&x);
         mkt_peer_init(&x.p);
         x.cfg = (mk_dest_config){k == 0 ? MKT_VOLUME_ID + 1 : 0, k == 1 ? NB + 1 : 0,
-                                 k == 2 ? 4096 : 0, NULL};
+                                 k == 2 ? 4096 : 0, NULL, NULL, NULL};
         mkt_ok(mk_dest_open(&x.cfg, x.mirror, x.log, &x.d));
         dfx_hello_frame(&x);
         mkt_assert_err(dfx_send(&x), MK_EVOLUME);
@@ -402,13 +402,13 @@ START_TEST(test_s2_3_volume_mismatch_evolume)
     dfx_ready(&x);
     mk_dest_free(x.d);
     x.d = NULL;
-    mk_dest_config bad[3] = {{MKT_VOLUME_ID + 1, 0, 0, NULL}, {0, NB + 1, 0, NULL}, {0, 0, 4096, NULL}};
+    mk_dest_config bad[3] = {{.volume_id = MKT_VOLUME_ID + 1}, {.nblocks = NB + 1}, {.block_size = 4096}};
     for (int k = 0; k < 3; k++) {
         mk_dest *d = NULL;
         mkt_assert_err(mk_dest_open(&bad[k], x.mirror, x.log, &d), MK_EVOLUME);
         ck_assert_ptr_null(d);
     }
-    mk_dest_config good = {MKT_VOLUME_ID, NB, BS, NULL};
+    mk_dest_config good = {.volume_id = MKT_VOLUME_ID, .nblocks = NB, .block_size = BS};
     mkt_ok(mk_dest_open(&good, x.mirror, x.log, &x.d));
     dfx_free(&x);
 }
