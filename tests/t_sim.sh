@@ -19,7 +19,10 @@
 # (build/mutant, make mutant-build); `make check` builds both first.
 set -u
 M=${MIRRORKIT:-build/mirrorkit}
+# The fault build: $MIRRORKIT itself when it has the points (check-asan
+# runs the library and the simulator under ASan+UBSan that way).
 F=build/fault/mirrorkit
+"$M" faults --list 2>/dev/null | grep -q "compiled in" && F=$M
 X=build/mutant/mirrorkit
 d=$(mktemp -d)
 trap 'rm -rf "$d"' EXIT
