@@ -56,7 +56,7 @@ typedef struct outcome {
     const char *file;
     char name[128];
     int status; /* 0 pass, 1 fail, 2 error */
-    char why[640];
+    char why[800];
     double ms;
 } outcome;
 
