@@ -873,10 +873,11 @@ int mk_source_cp(mk_source *s, uint64_t now)
             r->kind = REC_DATA;
             r->data = malloc(bs);
             if (!r->data || (rc = mk_file_read_block(s->store, r->data, bs, d->block * bs))) {
+                int err = r->data ? rc : MK_ENOMEM; /* r goes with cr */
                 s->cr = cr;
                 s->cr_len = i + 1;
                 cp_free(s);
-                return fail(s, r->data ? rc : MK_ENOMEM);
+                return fail(s, err);
             }
             r->hash = mk_block_hash(r->data, bs);
             s->st.cp_data_blocks++;
