@@ -6,6 +6,7 @@
 #   make check-valgrind / check-asan / coverage / deps / clean
 #   make fault-build  the fault build: libfiu points compiled in (build/fault)
 #   make mutant-build a fault build with a planted bug, for the simulator's test
+#   make fuzz-build / fuzz T=fuzz_sync S=600 / fuzz-replay / fuzz-smoke  (fuzz/README.md)
 #   make fault/POINTS.md  regenerate the catalogue of fault points
 #
 # Variants build into their own directory (B=...) so a sanitizer build
@@ -117,10 +118,86 @@ mutant-build:
 fault/POINTS.md: $(MIRRORKIT)
 	./$(MIRRORKIT) faults --list --markdown > $@.tmp && mv $@.tmp $@
 
+# ---- fuzzing (fuzz/README.md) ------------------------------------------
+# Every fuzz/fuzz_<target>.c builds three ways, each into its own variant
+# directory: AFL++ persistent mode (build/fuzz-afl, afl-clang-fast), a
+# libFuzzer binary (build/fuzz-lf, clang -fsanitize=fuzzer,address,undefined)
+# and a replay driver under ASan+UBSan (build/fuzz-replay) that runs files
+# or directories of inputs.  All three accept a frame checksum of 0
+# (MK_FUZZ_ANY_CHECKSUM), so mutations get past framing to the protocol.
+FUZZ_SRCS    := $(wildcard fuzz/fuzz_*.c)
+FUZZ_NAMES   := $(notdir $(FUZZ_SRCS:.c=))
+FUZZ_SHARED  := $(filter-out fuzz/mk_fuzz_driver.c fuzz/mk_mutator.c,$(wildcard fuzz/mk_*.c))
+FUZZ_HDRS    := $(wildcard fuzz/*.h)
+FUZZ_DEFS    := -DMK_FUZZ_ANY_CHECKSUM
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+AFL_ENV      := AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
+                AFL_NO_AFFINITY=1
+T ?= fuzz_sync
+S ?= 600
+
+.PHONY: fuzz-build fuzz-bins fuzz fuzz-replay fuzz-smoke
+
+fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
+
+$(B)/fuzz/%: fuzz/%.c $(FUZZ_SHARED) $(FUZZ_HDRS) fuzz/mk_fuzz_driver.c $(B)/libmirrorkit.a $(HDRS)
+	@mkdir -p $(dir $@)
+ifeq ($(FUZZ_LIBFUZZER),1)
+	$(CC) $(ALL_CFLAGS) -Ifuzz -fsanitize=fuzzer -o $@ $< $(FUZZ_SHARED) $(B)/libmirrorkit.a $(LDLIBS_MK)
+else
+	$(CC) $(ALL_CFLAGS) -Ifuzz -o $@ $< $(FUZZ_SHARED) fuzz/mk_fuzz_driver.c $(B)/libmirrorkit.a $(LDLIBS_MK)
+endif
+
+# The AFL++ custom mutator (frame-aware, repairs lengths and checksums).
+$(B)/fuzz/mk_mutator.so: fuzz/mk_mutator.c $(FUZZ_HDRS) $(HDRS)
+	@mkdir -p $(dir $@)
+	cc $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Ifuzz -O2 -g -shared -fPIC -o $@ $< \
+	  $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_cursor.c ref/mk_buf.c ref/mk_wire.c ref/mk_err.c ref/mk_prng.c)) $(XXH_LIBS)
+
+fuzz-build:
+	$(MAKE) B=build/fuzz-replay CFLAGS="-O1 -g $(FUZZ_SAN)" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins
+	$(MAKE) B=build/fuzz-afl CC=afl-clang-fast CFLAGS="-O2 -g" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins \
+	  $(if $(wildcard fuzz/mk_mutator.c),build/fuzz-afl/fuzz/mk_mutator.so)
+	$(MAKE) B=build/fuzz-lf CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
+	  EXTRA_CFLAGS="$(FUZZ_DEFS)" FUZZ_LIBFUZZER=1 fuzz-bins
+
+# Replays every corpus and every regression input under ASan+UBSan (part of
+# make check: a crash found once stays fixed).
+fuzz-replay:
+	$(MAKE) B=build/fuzz-replay CFLAGS="-O1 -g $(FUZZ_SAN)" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins
+	@for t in $(FUZZ_NAMES); do \
+	  dirs=$$(ls -d fuzz/corpus/$$t fuzz/regressions/$$t 2>/dev/null); \
+	  [ -n "$$dirs" ] || { echo "fuzz-replay: $$t has no corpus"; exit 1; }; \
+	  printf '%s: ' $$t; build/fuzz-replay/fuzz/$$t $$dirs || exit 1; \
+	done
+
+# One campaign: make fuzz T=fuzz_sync S=600 (seconds).
+fuzz: fuzz-build
+	@mkdir -p build/fuzz-out
+	$(AFL_ENV) $(if $(wildcard fuzz/mk_mutator.c),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so) \
+	  afl-fuzz -i fuzz/corpus/$(T) -o build/fuzz-out/$(T) $(if $(wildcard fuzz/$(T).dict),-x fuzz/$(T).dict) \
+	  -V $(S) -- build/fuzz-afl/fuzz/$(T)
+
+# CI: the replays, then every harness under afl-fuzz for a short while;
+# fails on any crash or hang afl-fuzz saved.
+FUZZ_SMOKE_S ?= 15
+fuzz-smoke: fuzz-build fuzz-replay
+	@rm -rf build/fuzz-smoke; mkdir -p build/fuzz-smoke
+	@for t in $(FUZZ_NAMES); do \
+	  $(AFL_ENV) $(if $(wildcard fuzz/mk_mutator.c),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so) \
+	    afl-fuzz -i fuzz/corpus/$$t -o build/fuzz-smoke/$$t $$( [ -f fuzz/$$t.dict ] && echo -x fuzz/$$t.dict ) \
+	    -V $(FUZZ_SMOKE_S) -- build/fuzz-afl/fuzz/$$t > build/fuzz-smoke/$$t.log 2>&1 || \
+	    { tail -20 build/fuzz-smoke/$$t.log; echo "fuzz-smoke: afl-fuzz failed for $$t"; exit 1; }; \
+	  n=$$(ls build/fuzz-smoke/$$t/default/crashes build/fuzz-smoke/$$t/default/hangs 2>/dev/null | grep -c id:); \
+	  execs=$$(sed -n 's/^execs_per_sec *: //p' build/fuzz-smoke/$$t/default/fuzzer_stats); \
+	  echo "fuzz-smoke: $$t: $$execs execs/s, $$n crashes+hangs"; \
+	  [ "$$n" -eq 0 ] || { echo "fuzz-smoke: $$t found a crash or hang: build/fuzz-smoke/$$t/default"; exit 1; }; \
+	done
+
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
 DEB_PKGS := build-essential clang pkg-config libxxhash-dev xxhash check \
-            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3
+            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3 afl++
 deps:
 	@./tests/deps.sh $(DEB_PKGS)
 

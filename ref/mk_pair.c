@@ -325,15 +325,15 @@ static int c_drained(const mk_source *s, uint64_t max)
     return mk_buf_len(mk_source_out((mk_source *)s)) <= max;
 }
 
-/* Pumps until cond holds.  A simulated link that moves nothing while the
- * condition is still false is a deadlock and fails at once; a real one
- * fails after 60 s without the condition. */
 /* How long a real connection may show no progress before the session is
  * deemed stalled and resumed in a new one. */
 #define MK_PAIR_IDLE_NS (5ull * 1000000000u)
 
-/* MK_ECLOSED if a role is down (crashed and not restarted): nothing a
- * pump does can make the condition come true then. */
+/* Pumps until cond holds.  A simulated link that moves nothing while the
+ * condition is still false is a deadlock and fails at once; a real one
+ * fails after 60 s without the condition.  MK_ECLOSED if a role is down
+ * (crashed and not restarted): nothing a pump does can make the condition
+ * come true then. */
 static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
 {
     const mk_pair_config *c = l->cfg;
@@ -373,8 +373,7 @@ static int pump_until(pair_link *l, cond_fn cond, uint64_t arg)
         /* A real connection whose session made no progress for a while has
          * stalled the same way (a frame lost by a faulty network or proxy
          * leaves both ends waiting): drop it and resume (section 8.5). */
-        if (c->transport == MK_T_CONNECT && rc == 0 &&
-            mono_ns() - last_change > MK_PAIR_IDLE_NS) {
+        if (!sim && resumable(c) && rc == 0 && mono_ns() - last_change > MK_PAIR_IDLE_NS) {
             stalled = 1;
             last_change = mono_ns();
         }
