@@ -135,6 +135,10 @@ AFL_ENV      := AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRA
                 AFL_NO_AFFINITY=1
 T ?= fuzz_sync
 S ?= 600
+# The custom mutator knows frame streams; the other inputs are log files,
+# tables and scripts, which it would only garble.
+FUZZ_MUTATED := fuzz_log fuzz_sync fuzz_source
+mutator_for = $(if $(and $(wildcard fuzz/mk_mutator.c),$(filter $(1),$(FUZZ_MUTATED))),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so)
 
 .PHONY: fuzz-build fuzz-bins fuzz fuzz-replay fuzz-smoke
 
@@ -174,7 +178,7 @@ fuzz-replay:
 # One campaign: make fuzz T=fuzz_sync S=600 (seconds).
 fuzz: fuzz-build
 	@mkdir -p build/fuzz-out
-	$(AFL_ENV) $(if $(wildcard fuzz/mk_mutator.c),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so) \
+	$(AFL_ENV) $(call mutator_for,$(T)) \
 	  afl-fuzz -i fuzz/corpus/$(T) -o build/fuzz-out/$(T) $(if $(wildcard fuzz/$(T).dict),-x fuzz/$(T).dict) \
 	  -V $(S) -- build/fuzz-afl/fuzz/$(T)
 
@@ -184,8 +188,9 @@ FUZZ_SMOKE_S ?= 15
 fuzz-smoke: fuzz-build fuzz-replay
 	@rm -rf build/fuzz-smoke; mkdir -p build/fuzz-smoke
 	@for t in $(FUZZ_NAMES); do \
-	  $(AFL_ENV) $(if $(wildcard fuzz/mk_mutator.c),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so) \
-	    afl-fuzz -i fuzz/corpus/$$t -o build/fuzz-smoke/$$t $$( [ -f fuzz/$$t.dict ] && echo -x fuzz/$$t.dict ) \
+	  mut=; case " $(FUZZ_MUTATED) " in *" $$t "*) [ -f build/fuzz-afl/fuzz/mk_mutator.so ] && \
+	    mut=AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so;; esac; \
+	  env $(AFL_ENV) $$mut afl-fuzz -i fuzz/corpus/$$t -o build/fuzz-smoke/$$t $$( [ -f fuzz/$$t.dict ] && echo -x fuzz/$$t.dict ) \
 	    -V $(FUZZ_SMOKE_S) -- build/fuzz-afl/fuzz/$$t > build/fuzz-smoke/$$t.log 2>&1 || \
 	    { tail -20 build/fuzz-smoke/$$t.log; echo "fuzz-smoke: afl-fuzz failed for $$t"; exit 1; }; \
 	  n=$$(ls build/fuzz-smoke/$$t/default/crashes build/fuzz-smoke/$$t/default/hangs 2>/dev/null | grep -c id:); \

@@ -89,8 +89,10 @@ int mk_log_header_decode(const uint8_t *in, mk_log_header *h)
     mk_rcur_u64(&c, &h->base_digest);
     if (mk_rcur_zero(&c, MK_LOG_SLOT_LEN - 8 - 6 - c.pos))
         return MK_ERESERVED;
+    /* SPEC 7.3: generation 2^64-1 cannot be reached by header writes; it
+     * would wrap to 0 at the next one and lose to the older slot. */
     if (!mk_block_size_ok(h->id.block_size) || h->id.nblocks == 0 ||
-        h->id.nblocks > UINT64_MAX / h->id.block_size)
+        h->id.nblocks > UINT64_MAX / h->id.block_size || h->generation == UINT64_MAX)
         return MK_ECORRUPT;
     return 0;
 }
@@ -307,9 +309,17 @@ static int probe_after(mk_logstore *ls, uint64_t off, uint64_t size, uint64_t se
         mk_rcur_u8(&hc, &ver);
         mk_rcur_skip(&hc, 3);
         mk_rcur_u32(&hc, &plen);
-        if (magic == MK_FRAME_MAGIC && ver == MK_PROTO_VERSION &&
-            MK_FRAME_OVERHEAD + (uint64_t)plen <= size - off)
+        if (magic == MK_FRAME_MAGIC && ver == MK_PROTO_VERSION) {
+            /* 7.6 step 4a: an intact header whose frame runs past the end
+             * of the file is the torn tail itself - the append a crash cut
+             * - and its payload (client data, which may hold anything,
+             * frames included) is not probed. */
+            if (MK_FRAME_OVERHEAD + (uint64_t)plen > size - off) {
+                free(win);
+                return 0;
+            }
             p = off + MK_FRAME_OVERHEAD + plen;
+        }
     }
     /* Windows of the file are searched for the magic; each candidate is
      * then read and checked as a whole record straight from the file. */

@@ -949,6 +949,63 @@ START_TEST(test_s7_6_mid_file_damage_refused_file_unchanged)
 }
 END_TEST
 
+/* 7.3: generation 2^64-1 is never written by header writes; a slot that
+ * holds it is invalid, so the other slot is used (or, with none, the file
+ * is MK_ECORRUPT) - the next write must never wrap to 0 and lose to it.
+ * (fuzz/regressions/fuzz_logstore/generation-wrap-loses-acked-cp) */
+START_TEST(test_s7_3_generation_max_slot_invalid)
+{
+    uint8_t s[2 * MK_LOG_SLOT_LEN];
+    make_slot(s, MK_LOG_MAGIC, MK_LOG_VERSION, UINT64_MAX, &ID, 9, 90, 1, 0x99);
+    make_slot(s + MK_LOG_SLOT_LEN, MK_LOG_MAGIC, MK_LOG_VERSION, 5, &ID, 5, 50, 100, 0x55);
+    mk_file *f = mkt_mem_with(s, sizeof s);
+    mk_log_info info;
+    mk_logstore *ls = open_ok(f, &info);
+    ck_assert_uint_eq(info.last_cp, 5);
+    mk_logstore_free(ls);
+    mk_file_close(f);
+    make_slot(s + MK_LOG_SLOT_LEN, MK_LOG_MAGIC, MK_LOG_VERSION, UINT64_MAX, &ID, 5, 50, 100,
+              0x55);
+    f = mkt_mem_with(s, sizeof s);
+    mkt_assert_err(open_err(f), MK_ECORRUPT);
+    mk_file_close(f);
+}
+END_TEST
+
+/* 7.6 step 4a: a failed record whose header is intact and whose frame runs
+ * past the end of the file is the torn tail itself and is cut without a
+ * probe, even if its payload (client data) holds the image of a valid
+ * frame with a later seq.  (fuzz/regressions/fuzz_logstore/
+ * torn-tail-with-embedded-frame-refused) */
+START_TEST(test_s7_6_torn_tail_with_intact_header_not_probed)
+{
+    mk_file *f;
+    mk_logstore *ls = new_store(&f);
+    add_transfer(ls, 1, 0, BS, D2);
+    mkt_ok(mk_logstore_sync(ls));
+    mk_logstore_free(ls);
+    uint64_t at = mkt_fsize(f);
+    /* The client data of transfer 2 carries a whole valid frame, seq 99. */
+    uint8_t d[BS], inner[MK_FRAME_OVERHEAD + 8], p[24 + BS], rec[MK_FRAME_OVERHEAD + 24 + BS];
+    uint8_t cp[8];
+    put(cp, 7, 8);
+    memset(d, 0x5a, sizeof d);
+    size_t ni = make_record(inner, MK_R_CP_APPLIED, 99, cp, 8);
+    memcpy(d + 40, inner, ni);
+    size_t n = make_record(rec, MK_R_TRANSFER, 2, p, transfer_payload(p, 2, BS, BS, d, BS));
+    /* torn: the header and the embedded frame reached the disk, the rest not */
+    mkt_ok(mk_file_pwrite(f, rec, MK_HDR_LEN + 24 + 40 + ni + 10, at));
+    ck_assert_uint_lt(MK_HDR_LEN + 24 + 40 + ni + 10, n);
+    mk_log_info info;
+    ls = open_ok(f, &info);
+    ck_assert_uint_eq(info.durable_tid, 1);
+    ck_assert_uint_eq(info.cut_bytes, MK_HDR_LEN + 24 + 40 + ni + 10);
+    ck_assert_uint_eq(mkt_fsize(f), at);
+    mk_logstore_free(ls);
+    mk_file_close(f);
+}
+END_TEST
+
 /* Two hand-made slots; the newer generation must win wherever it is. */
 START_TEST(test_s7_3_newer_generation_wins)
 {
@@ -1266,6 +1323,8 @@ static Suite *logstore_suite(void)
     tcase_add_test(tc, test_s7_3_both_slots_corrupt);
     tcase_add_test(tc, test_s7_3_header_reserved_fields_checked);
     tcase_add_test(tc, test_s7_3_newer_generation_wins);
+    tcase_add_test(tc, test_s7_3_generation_max_slot_invalid);
+    tcase_add_test(tc, test_s7_6_torn_tail_with_intact_header_not_probed);
     tcase_add_test(tc, test_s7_3_torn_newer_slot_falls_back_to_older);
     tcase_add_test(tc, test_s7_3_crash_during_reclaim_header_write);
     suite_add_tcase(s, tc);
