@@ -70,7 +70,7 @@ demo: $(MIRRORKIT)
 # would (pipe, TCP, SIGKILL and restart, dump).  The last line is the
 # plain "N passed, N failed" summary CI reads.  The fault build comes
 # first because tests/t_fault.sh drives it (a second build, ~15 s once).
-check: all fault-build mutant-build
+check: all fault-build mutant-build fuzz-replay
 	@MIRRORKIT=$(MIRRORKIT) B=$(B) ./tests/run.sh $(TEST_BINS)
 
 check-valgrind:
