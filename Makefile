@@ -131,8 +131,7 @@ FUZZ_SHARED  := $(filter-out fuzz/mk_fuzz_driver.c fuzz/mk_mutator.c,$(wildcard 
 FUZZ_HDRS    := $(wildcard fuzz/*.h)
 FUZZ_DEFS    := -DMK_FUZZ_ANY_CHECKSUM
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-AFL_ENV      := AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 \
-                AFL_NO_AFFINITY=1
+AFL_ENV      := AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1
 T ?= fuzz_sync
 S ?= 600
 # The custom mutator knows frame streams; the other inputs are log files,

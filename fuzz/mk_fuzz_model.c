@@ -660,8 +660,6 @@ static int d_frame(mkfm_dest *m, const mkfm_frame *f, uint32_t tag)
             err = MK_ELENGTH;
         else if (mkfm_le32(p + 4) > ERR_MSG_MAX || mkfm_le32(p + 4) != f->len - 8)
             err = MK_ELENGTH;
-        else if (!mkfm_strict && mkfm_le32(p) == 0)
-            err = MK_ELENGTH; /* KNOWN-1 */
         m->dead = 1;
         m->dead_err = err;
         return err;
@@ -1084,9 +1082,7 @@ static void s_frame(mkfm_source *m, const mkfm_frame *f, mkfm_sres *r)
     case MK_F_ERROR: {
         /* 3.6 and 8.5: no ERROR in reply. */
         int err = MK_EREMOTE;
-        if (!mkfm_strict && f->len >= 8 && mkfm_le32(p) == 0)
-            err = MK_EINVAL; /* KNOWN-1 */
-        else if (f->len < 8 || mkfm_le32(p + 4) > ERR_MSG_MAX || mkfm_le32(p + 4) != f->len - 8)
+        if (f->len < 8 || mkfm_le32(p + 4) > ERR_MSG_MAX || mkfm_le32(p + 4) != f->len - 8)
             err = MK_ELENGTH;
         else {
             uint32_t w = mkfm_le32(p);

@@ -35,12 +35,9 @@
  * not swamped by one known finding.  Each such place is marked KNOWN and
  * has its input in fuzz/regressions/<target>/.
  *
- * KNOWN-1: an ERROR frame whose code is 0.  SPEC 3.6: "The receiver MUST
- * accept any code value"; the only decode error is MK_ELENGTH, and a
- * well-formed ERROR ends the session with MK_EREMOTE.  ref/'s
- * mk_error_decode refuses code 0 with MK_EINVAL before it checks msglen,
- * so the destination ends the session with MK_ELENGTH and the source
- * fails with MK_EINVAL.
+ * There is none open now.  KNOWN-1 (an ERROR frame with code 0 was
+ * refused, against SPEC 3.6 "The receiver MUST accept any code value") was
+ * fixed in ref/mk_wire.c; its inputs stay in fuzz/regressions/.
  */
 extern int mkfm_strict;
 

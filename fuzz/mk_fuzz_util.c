@@ -5,12 +5,17 @@
  *
  *   O1  I5: the mirror sits behind verify/'s mk_file_bounded; its
  *       violation counter must stay 0, and the mirror's size is N*B.
- *   O2  I4: before the frame the model says the destination must refuse,
- *       the mirror, log and tree files are fingerprinted
- *       (mk_file_fingerprint) and their write counters noted; after the
- *       refusal all must be unchanged.  Every refusal must carry exactly
- *       the error SPEC names, and the destination must refuse exactly
- *       where the model does (a wrong acceptance is a failure too).
+ *   O2  I4: mirror, log and tree sit behind a counting wrapper at the
+ *       storage seam.  Around the frame the model says the destination
+ *       must refuse, not one pwrite or truncate may reach any of them, no
+ *       size may change, the tree's fingerprint (as verify/'s
+ *       mk_file_fingerprint computes it) must stay and the mirror must
+ *       still equal the model's image.  The refusal must be a session
+ *       error (the next session is served, 8.5) with exactly the error
+ *       SPEC names, and the destination must refuse exactly where the
+ *       model does: a wrong acceptance is a failure too.  A frame fed
+ *       before the refused one is fed in earlier reads, so the check is
+ *       per frame even when a read carries several.
  *   O3  differential: every frame the destination sends is compared with
  *       what the model says it must send (HELLO_ACK, NAK, CP_ACK with the
  *       digest and Merkle root, TREE_NODES, ERROR; LOG_ACKs cumulative,
@@ -22,7 +27,14 @@
  *   O4  memory: the log grows at most linearly with the bytes fed, the
  *       tree file stays within its 16*(2P-1) bytes, the output queue with
  *       the input, and (outside sanitizer builds) the heap in use stays
- *       within a linear bound of the input size.
+ *       within a linear bound of the input size above the heap measured
+ *       before the first input.
+ *
+ * Test aids (environment): MK_FUZZ_TRACE=1 prints every piece with the
+ * model's verdict; MK_FUZZ_PLANT=1 plants a bug in the model (a REF is
+ * applied from the neighbouring slot) to show the differential oracle
+ * aborts; MK_FUZZ_STRICT=1 tolerates no known divergence of ref/ from
+ * SPEC.md (mk_fuzz_model.h, fuzz/regressions/).
  */
 #include "mk_fuzz_util.h"
 

@@ -380,9 +380,7 @@ int mk_error_decode(const mk_frame *f, mk_error_frame *e)
         return MK_ELENGTH;
     mk_rcur_init(&c, f->payload, f->len);
     mk_rcur_u32(&c, &w);
-    if (w == 0)
-        return MK_EINVAL; /* an ERROR must name an error */
-    e->code = wire_to_err(w);
+    e->code = wire_to_err(w); /* 3.6: any code is accepted, 0 included */
     mk_rcur_u32(&c, &e->msglen);
     if (e->msglen > MK_ERROR_MSG_MAX || e->msglen != mk_rcur_left(&c))
         return MK_ELENGTH;

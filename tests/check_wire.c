@@ -1621,6 +1621,27 @@ START_TEST(test_s3_6_error_length_wrong)
 }
 END_TEST
 
+/* 3.6: "The receiver MUST accept any code value" - 0 and codes no table
+ * names included (found by fuzz_log/fuzz_source: code 0 was refused). */
+START_TEST(test_s3_6_error_any_code_accepted)
+{
+    static const uint32_t codes[] = {0, 1, 39, 1000, 0x7fffffff, 0x80000000u, 0xffffffffu};
+    uint8_t p[16];
+    mk_error_frame e;
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++) {
+        put_le(p, codes[i], 4);
+        put_le(p + 4, 2, 4);
+        p[8] = 'h';
+        p[9] = 'i';
+        ck_assert_int_eq(err_dec(p, 10, &e), 0);
+        ck_assert_uint_eq(e.msglen, 2);
+    }
+    put_le(p, 0, 4);
+    ck_assert_int_eq(err_dec(p, 10, &e), 0);
+    ck_assert_int_eq(e.code, 0);
+}
+END_TEST
+
 START_TEST(test_s3_6_error_encode_message)
 {
     mk_buf b;
@@ -1947,6 +1968,7 @@ static Suite *wire_suite(void)
     tcase_add_test(tp, test_s8_1_nak_reserved_and_length);
     tcase_add_test(tp, test_s3_6_error_msglen_over_max);
     tcase_add_test(tp, test_s3_6_error_length_wrong);
+    tcase_add_test(tp, test_s3_6_error_any_code_accepted);
     tcase_add_test(tp, test_s3_6_error_encode_message);
     suite_add_tcase(s, tp);
 
