@@ -103,6 +103,10 @@ static int header_write(mk_logstore *ls)
 {
     uint8_t buf[MK_LOG_SLOT_LEN];
     int slot = ls->fresh ? 0 : 1 - ls->cur_slot;
+    /* SPEC 7.3: generation 2^64-1 is invalid, so it is never written (only
+     * a crafted header gets this close); the log refuses to go on. */
+    if (ls->gen >= UINT64_MAX - 1)
+        return MK_ECORRUPT;
     header_encode(ls, ls->gen + 1, buf);
     int rc = mk_file_pwrite(ls->f, buf, sizeof buf, (uint64_t)slot * MK_LOG_SLOT_LEN);
     if (rc == 0)
