@@ -13,6 +13,7 @@
 #include "mk_run.h"
 
 #include <getopt.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -121,15 +122,22 @@ static int known_point(const char *pattern, void *ctx)
     return 0;
 }
 
+/* Every crash the runner causes - a crash step, a trigger, a torn write,
+ * a crash point - goes through here, so the counts and the restart mode
+ * are set one way. */
+static void kill_role(run *u, int role, int restart_auto, int torn)
+{
+    mk_pair_set_restart(u->p, role, restart_auto);
+    mk_pair_kill(u->p, role, torn);
+    u->r->crashes++;
+    u->r->restarts += restart_auto != 0;
+}
+
 static void fire_crash(run *u, trigger *t)
 {
     const mk_scenario_step *st = t->st;
-    mk_pair_set_restart(u->p, st->crash.role, st->crash.restart == MK_SCN_RESTART_AUTO);
-    mk_pair_kill(u->p, st->crash.role, 0);
+    kill_role(u, st->crash.role, st->crash.restart == MK_SCN_RESTART_AUTO, 0);
     t->done = 1;
-    u->r->crashes++;
-    if (st->crash.restart == MK_SCN_RESTART_AUTO)
-        u->r->restarts++;
     trace(u, 1, st->line, st->crash.role);
 }
 
@@ -171,10 +179,7 @@ static int on_point(const char *name, int *failnum, void **failinfo, unsigned in
     if (u->o->crash_at && role == u->o->crash_role && u->r->role_hits == u->o->crash_at) {
         u->r->crashed_at = 1;
         snprintf(u->r->crash_point, sizeof u->r->crash_point, "%s", name);
-        mk_pair_set_restart(u->p, role, 1);
-        mk_pair_kill(u->p, role, 0);
-        u->r->crashes++;
-        u->r->restarts++;
+        kill_role(u, role, 1, 0);
         FAIL_WITH(MK_FK_EIO);
     }
     for (size_t i = 0; i < u->ntr; i++) {
@@ -199,10 +204,7 @@ static int on_point(const char *name, int *failnum, void **failinfo, unsigned in
              * is restarted - recovery must cut the torn tail (7.6). */
             if (st->fault.kind == MK_SCN_F_TORN && role >= 0 &&
                 u->cfg.transport == MK_T_SIM) {
-                mk_pair_set_restart(u->p, role, 1);
-                mk_pair_kill(u->p, role, 1);
-                u->r->crashes++;
-                u->r->restarts++;
+                kill_role(u, role, 1, 1);
             }
             FAIL_WITH(st->fault.kind + 1); /* MK_SCN_F_* to MK_FK_* */
         }
@@ -425,12 +427,10 @@ static int run_step(run *u, const mk_scenario_step *st)
     case MK_SCN_PROMOTE: return mk_pair_promote(u->p);
     case MK_SCN_CRASH:
         if (st->crash.trigger == MK_SCN_NOW) {
-            u->r->crashes++;
-            mk_pair_set_restart(u->p, st->crash.role, st->crash.restart == MK_SCN_RESTART_AUTO);
-            if (st->crash.restart == MK_SCN_RESTART_AUTO)
-                u->r->restarts++;
-            t->done = 1;
-            return mk_pair_crash(u->p, st->crash.role);
+            if (mk_pair_down(u->p, st->crash.role))
+                return MK_ESTATE; /* the parser's rules make this a bug */
+            fire_crash(u, t);
+            return mk_pair_crash(u->p, st->crash.role); /* reaps the kill now */
         }
         break;
     default: break;
@@ -503,7 +503,6 @@ static int check_runnable(run *u)
 /* ---- expectations ------------------------------------------------------ */
 
 static void fail_why(run *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-#include <stdarg.h>
 static void fail_why(run *u, const char *fmt, ...)
 {
     if (!u->r->pass)

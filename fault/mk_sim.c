@@ -222,17 +222,18 @@ static int same_failure(verdict a, verdict b)
            (a.invariant || a.err == b.err);
 }
 
-/* Lowers *x toward lo while the plan still fails the same way. */
+/* Lowers *x toward lo while the plan still fails the same way: tries lo,
+ * then halfway, then one less, and starts over from whatever held. */
 static int shrink_number(plan *p, uint64_t seed, verdict want, uint64_t *x, uint64_t lo,
                          uint64_t *runs)
 {
-    int progress = 0;
+    int progress = 0, took = 1;
     mk_run_result r;
-    while (*x > lo) {
-        uint64_t old = *x, cand[2] = {lo, lo + (old - lo) / 2};
-        int took = 0;
-        for (int i = 0; i < 2 && !took; i++) {
-            if (cand[i] >= old)
+    while (took && *x > lo) {
+        uint64_t old = *x, cand[3] = {lo, lo + (old - lo) / 2, old - 1};
+        took = 0;
+        for (int i = 0; i < 3 && !took; i++) {
+            if (cand[i] >= old || (i && cand[i] == cand[i - 1]))
                 continue;
             *x = cand[i];
             ++*runs;
@@ -241,16 +242,6 @@ static int shrink_number(plan *p, uint64_t seed, verdict want, uint64_t *x, uint
             else
                 *x = old;
         }
-        if (!took && old - 1 >= lo) {
-            *x = old - 1;
-            ++*runs;
-            if (same_failure(want, try_plan(p, seed, &r)))
-                took = progress = 1;
-            else
-                *x = old;
-        }
-        if (!took)
-            break;
     }
     return progress;
 }
