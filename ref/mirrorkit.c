@@ -19,6 +19,7 @@
 
 #include "mk_dest.h"
 #include "mk_cli.h"
+#include "mk_conform.h"
 #include "mk_err.h"
 #include "mk_faults.h"
 #include "mk_logstore.h"
@@ -859,7 +860,9 @@ static void main_help(void)
            "  proxy    relay a TCP connection through link faults (drop, latency, reset...)\n"
            "  scenario run fault scenario scripts (fault/SCENARIOS.md) and check them\n"
            "  sim      seeded swarm simulation of faults, with shrinking of failures\n"
-           "  crashpoints  crash at every fault-point hit of a scenario, recover, check\n\n"
+           "  crashpoints  crash at every fault-point hit of a scenario, recover, check\n"
+           "  conform  check another implementation of the destination or source\n"
+           "           against SPEC.md, case by case (CONFORMANCE.md)\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
@@ -898,6 +901,8 @@ int main(int argc, char **argv)
         return mk_cmd_sim(argc - 1, argv + 1);
     if (strcmp(cmd, "crashpoints") == 0)
         return mk_cmd_crashpoints(argc - 1, argv + 1);
+    if (strcmp(cmd, "conform") == 0)
+        return mk_cmd_conform(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }
