@@ -338,12 +338,12 @@ static mkc_verdict restart(peer *P)
 }
 
 /*
- * The bad frame has been queued in P->out: send it and check 3.4 - an
- * ERROR with exactly err, nothing but LOG_ACKs before it, the end of the
- * session and the exit code of 10.3 - then I4: the image as it was and,
- * after a restart, the same HELLO_ACK state.
+ * The bad frame has been queued in P->out: refusal() sends it and checks
+ * 3.4 - an ERROR with exactly err, nothing but LOG_ACKs before it, the end
+ * of the session and the exit code of 10.3; refused() then checks I4: the
+ * image as it was and, after a restart, the same HELLO_ACK state.
  */
-static mkc_verdict refused(peer *P, int err)
+static mkc_verdict refusal(peer *P, int err)
 {
     mk_frame f;
     mk_error_frame e;
@@ -383,6 +383,13 @@ static mkc_verdict refused(peer *P, int err)
         return mkc_fail(P->c, "with --stdio the destination must exit when its session ends (10.1)");
     if (code != mk_exit_code(err))
         return mkc_fail(P->c, "exit code %d after %s, 10.3 says %d", code, mk_errname(err), mk_exit_code(err));
+    return MKC_PASS;
+}
+
+static mkc_verdict refused(peer *P, int err)
+{
+    if (refusal(P, err))
+        return MKC_FAIL;
     if (P->adopted) {
         if (check_image(P, P->img, "after the refused frame (I4)"))
             return MKC_FAIL;
@@ -1539,6 +1546,64 @@ static mkc_verdict c_log_during_cp(mkc *c)
     return v;
 }
 
+/*
+ * Transfers logged while a CP is open are newer than its covers_tid: the
+ * apply of that CP must not reclaim them (7.7), and the next CP's REFs
+ * resolve into them - in the same session, and after a restart, from an
+ * index rebuilt from the log (4.4).
+ */
+static mkc_verdict c_ref_after_reclaim(mkc *c)
+{
+    peer P;
+    static uint8_t data[5 * BS];
+    uint8_t d2[2 * BS], d3[BS];
+    pattern(d2, sizeof d2, 22);
+    pattern(d3, sizeof d3, 23);
+    mkc_verdict v = with_transfer(c, &P, data);
+    mk_ref r1 = ref_to(data, 2, 1, 0);
+    mk_ref r2 = {11, 2, 1, mk_block_hash(d2 + BS, BS)};
+    mk_ref r3 = {20, 3, 0, mk_block_hash(d3, BS)};
+    if (!v)
+        v = send_begin(&P, 1, 1, 1);
+    if (!v)
+        v = send_log(&P, 2, 10 * BS, d2, sizeof d2); /* newer than covers_tid 1 */
+    if (!v)
+        v = send_refs(&P, 1, &r1, 1);
+    stage(&P, 2, slot_of(data, 0));
+    if (!v)
+        v = send_commit(&P, 1, 1);
+    if (!v)
+        v = expect_cp_ack(&P, 1, 1);
+    if (!v)
+        v = send_begin(&P, 2, 1, 2);
+    if (!v)
+        v = send_log(&P, 3, 20 * BS, d3, sizeof d3);
+    if (!v)
+        v = send_refs(&P, 2, &r2, 1);
+    stage(&P, 11, d2 + BS);
+    if (!v)
+        v = send_commit(&P, 2, 1);
+    if (!v)
+        v = expect_cp_ack(&P, 2, 2);
+    if (!v)
+        v = wait_log_ack(&P, 3);
+    if (!v)
+        v = end_session(&P);
+    if (!v)
+        v = restart(&P);
+    if (!v)
+        v = send_begin(&P, 3, 1, 3);
+    if (!v)
+        v = send_refs(&P, 3, &r3, 1);
+    stage(&P, 20, d3);
+    if (!v)
+        v = send_commit(&P, 3, 1);
+    if (!v)
+        v = expect_cp_ack(&P, 3, 3);
+    peer_free(&P);
+    return v;
+}
+
 /* Session end discards the open CP, committed-but-waiting included (2.4):
  * after a restart last_cp and the image are as before, and the same CP
  * number is accepted again. */
@@ -1723,6 +1788,99 @@ static mkc_verdict c_tree_query(mkc *c)
     return v;
 }
 
+/* ---- promotion (8.4) ------------------------------------------------------------------ */
+
+/* Runs CMD --promote on the IUT's files: its exit code, or -1 (a failed
+ * case) if it did not exit in time. */
+static int promote(peer *P)
+{
+    int code;
+    const char *args[] = {"--promote", "--image", P->image, "--log", P->log, NULL};
+    if (mkc_spawn(P->c, args, &P->p)) {
+        mkc_error(P->c, "cannot start the implementation");
+        return -1;
+    }
+    mkc_proc_close_stdin(P->p);
+    if (mkc_proc_wait(P->c, P->p, mkc_timeout_ms(P->c), &code)) {
+        mkc_fail(P->c, "--promote did not exit within %d ms", mkc_timeout_ms(P->c));
+        return -1;
+    }
+    if (code == 127)
+        mkc_unsupported(P->c, "--promote is not supported (exit 127)");
+    return code;
+}
+
+/*
+ * CP 1, then transfers 2 and 3 (overlapping, acknowledged, in no CP):
+ * promotion gives the CP image plus both transfers in tid order, and
+ * retires the log, so the next HELLO meets a fresh log and a non-empty
+ * image: MK_EDIVERGED (8.4, 2.3).
+ */
+static mkc_verdict c_promote(mkc *c)
+{
+    peer P;
+    static uint8_t data[5 * BS];
+    uint8_t t2[5000], t3[300];
+    pattern(t2, sizeof t2, 20);
+    pattern(t3, sizeof t3, 21);
+    mkc_verdict v = with_transfer(c, &P, data);
+    mk_ref r = ref_to(data, 4, 1, 2);
+    if (!v)
+        v = send_begin(&P, 1, 1, 1);
+    if (!v)
+        v = send_refs(&P, 1, &r, 1);
+    stage(&P, 4, slot_of(data, 2));
+    if (!v)
+        v = send_commit(&P, 1, 1);
+    if (!v)
+        v = expect_cp_ack(&P, 1, 1);
+    if (!v)
+        v = send_log(&P, 2, 10, t2, sizeof t2);
+    if (!v)
+        v = send_log(&P, 3, 4000, t3, sizeof t3);
+    if (!v)
+        v = wait_log_ack(&P, 3);
+    if (!v)
+        v = end_session(&P);
+    int code = v ? -1 : promote(&P);
+    if (code > 0 && code != 127)
+        v = mkc_fail(c, "--promote exited %d (8.4)", code);
+    else if (code < 0 || code == 127)
+        v = v ? v : MKC_FAIL;
+    memcpy(P.img + 10, t2, sizeof t2);
+    memcpy(P.img + 4000, t3, sizeof t3);
+    if (!v)
+        v = check_image(&P, P.img, "after --promote (8.4: CP 1 plus transfers 2 and 3 in tid order)");
+    mk_hello h = {P.vid, P.nblocks, P.bs, P.mode, P.sid};
+    if (!v)
+        v = spawn(&P);
+    if (!v && mk_hello_encode(&P.out, P.seq++, &h))
+        v = mkc_error(c, "encode");
+    if (!v)
+        v = refusal(&P, MK_EDIVERGED); /* the log was retired, the image kept */
+    if (!v)
+        v = check_image(&P, P.img, "after the HELLO that met the promoted image (2.3)");
+    peer_free(&P);
+    return v;
+}
+
+/* A destination that never adopted a volume cannot be promoted (8.4). */
+static mkc_verdict c_promote_fresh(mkc *c)
+{
+    peer P;
+    mkc_verdict v = peer_init(c, &P, NB, BS);
+    int code = v ? -1 : promote(&P);
+    if (code >= 0 && code != 127 && code != mk_exit_code(MK_ESTATE))
+        v = mkc_fail(c, "--promote of a fresh destination exited %d, not %d (MK_ESTATE, 8.4, 10.3)", code,
+                     mk_exit_code(MK_ESTATE));
+    else if (code < 0 || code == 127)
+        v = v ? v : MKC_FAIL;
+    if (!v)
+        v = check_no_image(&P, "after --promote of a fresh destination");
+    peer_free(&P);
+    return v;
+}
+
 /* ---- one connection at a time (2.3), over --listen ------------------------------------ */
 
 /* A second connection during a session gets ERROR MK_EPEER with seq 0
@@ -1848,6 +2006,7 @@ const mkc_case mkc_dest_cases[] = {
     {"dest-session-end-waiting-cp", "2.4", MKC_MUST, "EOF with a committed CP waiting for a resend: discarded", c_session_end_waiting_cp},
     {"dest-ref-resolve", "7.2", MKC_MUST, "REFs resolve to their own slots of a transfer (block numbers honoured)", c_ref_resolve},
     {"dest-ref-two-transfers", "7.2", MKC_MUST, "REFs into an older and a newer transfer of overlapping blocks", c_ref_two_transfers},
+    {"dest-ref-after-reclaim", "7.7", MKC_MUST, "transfers logged during a CP survive its apply; later REFs resolve, also after a restart", c_ref_after_reclaim},
     {"dest-ref-two-pass", "7.2", MKC_MUST, "a CP_REF whose 2nd entry fails admission: MK_EDUPBLOCK, no NAK first", c_ref_two_pass},
     {"dest-ref-beyond-covers", "7.2", MKC_MUST, "REF to a tid beyond covers_tid: NAK MK_ETID, DATA resend applied", c_ref_beyond_covers},
     {"dest-ref-unknown-tid", "7.2", MKC_MUST, "REF to a tid never received: NAK MK_ENOTID, DATA resend applied", c_ref_unknown_tid},
@@ -1858,6 +2017,8 @@ const mkc_case mkc_dest_cases[] = {
     {"dest-ref-naked-twice", "7.2", MKC_MUST, "a REF for a block already NAKed: MK_EDUPBLOCK", c_ref_naked_twice},
     {"dest-ref-after-commit", "7.2", MKC_MUST, "a CP_REF after CP_COMMIT: MK_ESTATE", c_ref_after_commit},
     {"dest-nak-resend-after-commit", "8.1", MKC_MUST, "CP_COMMIT before the resend: no CP_ACK until the DATA, then applied", c_nak_resend_after_commit},
+    {"dest-promote", "8.4", MKC_MUST, "--promote: CP image plus later transfers in tid order; the log retired", c_promote},
+    {"dest-promote-fresh", "8.4", MKC_MUST, "--promote of a destination with no identity: MK_ESTATE, exit 2", c_promote_fresh},
     {"dest-tree-query", "9.7", MKC_MUST, "TREE_QUERY answered with the mirror's tree nodes, with a CP open", c_tree_query},
 };
 const size_t mkc_dest_ncases = sizeof mkc_dest_cases / sizeof mkc_dest_cases[0];
