@@ -34,7 +34,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
 MIRRORKIT := $(B)/mirrorkit
 
 .PHONY: all demo check check-unit check-shell check-valgrind check-asan \
-        coverage deps clean fault-build mutant-build fault/POINTS.md
+        coverage deps clean fault-build mutant-build mutants fault/POINTS.md
 .DEFAULT_GOAL := all
 
 # Objects remember what they were built with (compiler, flags, libraries):
@@ -198,10 +198,17 @@ fuzz-smoke: fuzz-build fuzz-replay
 	  [ "$$n" -eq 0 ] || { echo "fuzz-smoke: $$t found a crash or hang: build/fuzz-smoke/$$t/default"; exit 1; }; \
 	done
 
+# Every planted bug of verify/MUTANTS.md, built from the files it touches
+# and run through mirrorkit conform in its role; prints the kill table and
+# fails if a mutant survives (CONFORMANCE.md section 5).
+mutants: all
+	@MIRRORKIT=$(MIRRORKIT) B=$(B) CC="$(CC)" MK_CFLAGS="$(ALL_CFLAGS)" MK_LIBS="$(LDLIBS_MK)" \
+	  MK_OBJS="$(LIB_OBJS) $(BIN_OBJS)" sh verify/mutants.sh $(MUTANT)
+
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
 DEB_PKGS := build-essential clang pkg-config libxxhash-dev xxhash check \
-            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3 afl++
+            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3 python3-xxhash afl++
 deps:
 	@./tests/deps.sh $(DEB_PKGS)
 

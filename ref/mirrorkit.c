@@ -384,9 +384,17 @@ static int serve_sessions(mk_dest *d, int lfd, int once)
              * session (a stopped destination, 8.5) closed it before it
              * reconnected, and that close is read - ending the session -
              * before the new connection is served. */
+#ifdef MK_MUTANT_DEST_NO_PEER_REFUSE
+            /* Planted bug (verify/MUTANTS.md): connections that arrive
+             * during a session are never looked at - they wait in the
+             * listen backlog and are served after it, instead of being
+             * refused with ERROR MK_EPEER at once (SPEC.md 2.3). */
+            (void)refuse_peer;
+#else
             struct pollfd a = {fd, POLLIN, 0};
             if (rc == 0 && poll(&a, 1, 0) == 0)
                 refuse_peer(lfd, fd, &next);
+#endif
         } while (rc == 0 && !stop_flag);
         if (rc && rc != MK_ECLOSED) {
             mk_io_flush(fd, mk_dest_out(d), 2000);

@@ -11,6 +11,23 @@
 #include "mk_vec.h"
 #include "mk_wire.h"
 
+#ifdef MK_MUTANT_DEST_DIGEST_NO_BLOCK
+/* Planted bug (verify/MUTANTS.md): the CP digest chain hashes each block's
+ * checksum but not its block number.  It is used everywhere the destination
+ * computes a digest (redo record, read-back check, recovery), so the
+ * destination agrees with itself, but CP_ACK and HELLO_ACK carry a digest
+ * that is not SPEC.md 7.5's. */
+#include <xxhash.h>
+static uint64_t mutant_digest_step(uint64_t d, uint64_t block, uint64_t hash)
+{
+    uint8_t e[8];
+    (void)block;
+    mk_put_le64(e, hash);
+    return XXH3_64bits_withSeed(e, sizeof e, d);
+}
+#define mk_digest_step mutant_digest_step
+#endif
+
 enum { S_AWAIT_HELLO, S_READY };
 
 /* One block staged for the open CP: where its CP content is in the log. */
@@ -46,6 +63,9 @@ struct mk_dest {
     mk_merkle *tree;
     mk_dest_stats stats;
     uint64_t ev_data, ev_refs; /* records of the open CP, for events */
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    mk_buf held; /* LOG payloads acknowledged but not yet appended */
+#endif
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -88,6 +108,28 @@ static int ensure_block_buf(mk_dest *d)
     return d->block ? 0 : MK_ENOMEM;
 }
 
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+/* Planted bug (verify/MUTANTS.md): LOG payloads are kept in memory (a
+ * "write-back buffer") and acknowledged at once; they reach the log only
+ * when a CP begins or the session ends, so a kill in between loses
+ * transfers whose LOG_ACK was sent (SPEC.md 4.4). */
+static int held_flush(mk_dest *d)
+{
+    int rc = 0;
+    while (rc == 0 && mk_buf_len(&d->held) >= 4) {
+        const uint8_t *p = mk_buf_peek(&d->held);
+        uint32_t len = (uint32_t)mk_get_le64((const uint8_t[8]){p[0], p[1], p[2], p[3]});
+        mk_frame f = {MK_F_LOG, 0, len, 0, p + 4};
+        mk_log l;
+        if ((rc = mk_log_decode(&f, &l)) == 0)
+            rc = mk_logstore_append_transfer(d->log, &l);
+        mk_buf_consume(&d->held, 4 + (size_t)len);
+    }
+    mk_buf_clear(&d->held);
+    return rc;
+}
+#endif
+
 /* Makes every appended transfer durable, then acknowledges the highest
  * one; acknowledgement is cumulative (section 4.4). */
 static int flush_log_acks(mk_dest *d)
@@ -127,8 +169,15 @@ static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_
     if (dg != digest)
         return MK_ECORRUPT;
     for (uint64_t i = 0; i < n; i++) {
+#ifdef MK_MUTANT_DEST_APPLY_BY_INDEX
+        /* Planted bug (verify/MUTANTS.md): the i-th block of the CP (in block
+         * order) is written at i*B - the loop index, not the entry's block. */
+        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
+            (rc = mk_file_pwrite(d->mirror, d->block, bs, i * bs)) ||
+#else
         if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
             (rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)) ||
+#endif
             (rc = mk_merkle_set(d->tree, e[i].block, mk_leaf_hash(d->block, bs))))
             return rc;
     }
@@ -216,6 +265,9 @@ int mk_dest_open(const mk_dest_config *cfg, mk_file *mirror, mk_file *log,
     mk_buf_init(&d->in);
     mk_buf_init(&d->out);
     mk_map_init(&d->where);
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    mk_buf_init(&d->held);
+#endif
     if ((rc = mk_logstore_open(log, &d->log, &info)))
         goto fail;
     d->stats.cut_bytes = info.cut_bytes;
@@ -250,6 +302,9 @@ void mk_dest_free(mk_dest *d)
     mk_buf_free(&d->in);
     mk_buf_free(&d->out);
     mk_map_free(&d->where);
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    mk_buf_free(&d->held);
+#endif
     free(d->st);
     free(d->block);
     free(d);
@@ -270,6 +325,10 @@ int mk_dest_ident(const mk_dest *d, mk_log_ident *id)
 
 void mk_dest_session_end(mk_dest *d)
 {
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    if (d->have_id)
+        (void)held_flush(d);
+#endif
     mk_buf_clear(&d->in);
     mk_buf_clear(&d->out);
     cp_reset(d);
@@ -311,8 +370,13 @@ static int on_hello(mk_dest *d, const mk_frame *f)
     if (h.volume_id != d->id.volume_id || h.nblocks != d->id.nblocks ||
         h.block_size != d->id.block_size)
         return fail_session(d, MK_EVOLUME, "HELLO volume differs from the log's");
+#ifdef MK_MUTANT_DEST_FOREIGN_SOURCE
+    /* Planted bug (verify/MUTANTS.md): the source_id recorded in the log is
+     * never compared, so any source that names the right volume is served. */
+#else
     if (h.source_id != d->id.source_id)
         return fail_session(d, MK_EPEER, "HELLO from a source other than the log's");
+#endif
     if ((rc = ensure_block_buf(d)))
         return fail_storage(d, rc, "allocation");
     /* Whatever was appended is made durable before it is reported. */
@@ -341,9 +405,17 @@ static int on_log(mk_dest *d, const mk_frame *f)
     uint64_t vbytes = d->id.nblocks * d->id.block_size;
     if (l.offset > vbytes || l.length > vbytes - l.offset)
         return fail_session(d, MK_ERANGE, "LOG range");
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    uint8_t lenb[8];
+    mk_put_le64(lenb, f->len);
+    if ((rc = mk_buf_append(&d->held, lenb, 4)) || (rc = mk_buf_append(&d->held, f->payload, f->len)))
+        return fail_storage(d, rc, "log append");
+    d->last_tid = l.tid;
+#else
     if ((rc = mk_logstore_append_transfer(d->log, &l)))
         return fail_storage(d, rc, "log append");
     d->last_tid = l.tid;
+#endif
     d->stats.transfers++;
     event(d, MK_DEV_TRANSFER, l.tid, 0);
     return 0;
@@ -356,6 +428,10 @@ static int on_cp_begin(mk_dest *d, const mk_frame *f)
     int rc = mk_cp_begin_decode(f, &b);
     if (rc)
         return fail_session(d, rc, "CP_BEGIN");
+#ifdef MK_MUTANT_DEST_ACK_UNSTORED
+    if ((rc = held_flush(d)))
+        return fail_storage(d, rc, "log append");
+#endif
     if (d->cp_open)
         return fail_session(d, MK_ESTATE, "CP_BEGIN inside an open CP");
     mk_logstore_info(d->log, &info);
@@ -483,6 +559,13 @@ static int on_cp_data(mk_dest *d, const mk_frame *f)
     uint64_t off;
     if ((rc = mk_logstore_append_cp_data(d->log, c.cp, c.block, c.data, &off)))
         return fail_storage(d, rc, "log append");
+#ifdef MK_MUTANT_DEST_APPLY_EARLY
+    /* Planted bug (verify/MUTANTS.md): "write-through" - the block is also
+     * written into the mirror as soon as it arrives, before the CP commits
+     * (SPEC.md 7.4 allows mirror writes only after the commit point). */
+    if ((rc = mk_file_pwrite(d->mirror, c.data, d->id.block_size, c.block * d->id.block_size)))
+        return fail_storage(d, rc, "mirror write");
+#endif
     s->off = off;
     s->hash = mk_block_hash(c.data, d->id.block_size);
     if (s->naked) {
@@ -504,16 +587,33 @@ static int on_cp_data(mk_dest *d, const mk_frame *f)
 static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
 {
     uint64_t block;
+#ifdef MK_MUTANT_DEST_REF_NO_COVERS
+    /* Planted bug (verify/MUTANTS.md): rule 1 (tid <= covers_tid) is not
+     * checked; any transfer in the log may be referenced. */
+#else
     if (r->tid > d->cp.covers_tid)
         return MK_ETID;
+#endif
     int rc = mk_logstore_find_slot(d->log, r->tid, r->slot, off, &block);
     if (rc)
         return rc;
+#ifdef MK_MUTANT_DEST_REF_ANY_SLOT
+    /* Planted bug (verify/MUTANTS.md): rule 4 is not checked - the slot may
+     * hold another volume block than the one the REF fills. */
+#else
     if (block != r->block)
         return MK_ESLOT;
+#endif
     if ((rc = mk_logstore_read(d->log, *off, d->block, d->id.block_size)))
         return rc == MK_ETRUNC || rc == MK_ERANGE ? MK_EIO : rc;
+#ifdef MK_MUTANT_DEST_REF_NO_HASH
+    /* Planted bug (verify/MUTANTS.md): rule 5 is not checked; the slot's
+     * bytes are taken whatever the REF's checksum says (on_cp_ref stages
+     * the hash of the bytes read). */
+    return 0;
+#else
     return mk_block_hash(d->block, d->id.block_size) == r->hash ? 0 : MK_EREFHASH;
+#endif
 }
 
 static int on_cp_ref(mk_dest *d, const mk_frame *f)
@@ -552,6 +652,9 @@ static int on_cp_ref(mk_dest *d, const mk_frame *f)
         if (rc == 0) {
             s->off = off;
             s->hash = r.hash;
+#ifdef MK_MUTANT_DEST_REF_NO_HASH
+            s->hash = mk_block_hash(d->block, d->id.block_size);
+#endif
             continue;
         }
         s->naked = 1;
@@ -607,10 +710,17 @@ static int on_tree_query(mk_dest *d, const mk_frame *f)
 
 static int on_frame(mk_dest *d, const mk_frame *f)
 {
+#ifdef MK_MUTANT_DEST_NO_SEQ_CHECK
+    /* Planted bug (verify/MUTANTS.md): frames are counted but their
+     * sequence numbers are never compared (SPEC.md 3.5). */
+    d->recv_seq++;
+    d->stats.frames_in++;
+#else
     if (f->seq != d->recv_seq)
         return fail_session(d, MK_ESEQ, "frame sequence");
     d->recv_seq++;
     d->stats.frames_in++;
+#endif
     if (d->state == S_AWAIT_HELLO) {
         /* Section 2.3: nothing is accepted before the source of this
          * session has identified itself. */
@@ -645,6 +755,22 @@ int mk_dest_recv(mk_dest *d, const void *buf, size_t n, uint64_t now)
         return d->fatal ? d->fatal : d->sess_err;
     d->stats.bytes_in += n;
     int rc = mk_frame_recv(&d->in, buf, n, frame_fn, d, &framing);
+#ifdef MK_MUTANT_DEST_NO_CHECKSUM
+    /* Planted bug (verify/MUTANTS.md): a trailer that does not match is
+     * only a warning - the frame is taken from its header and handled
+     * anyway (SPEC.md 3.2, 3.4 step 6). */
+    while (rc == MK_ECHECKSUM && framing) {
+        const uint8_t *p = mk_buf_peek(&d->in);
+        uint8_t lenb[8] = {p[8], p[9], p[10], p[11], 0, 0, 0, 0};
+        mk_frame fr = {p[5], 0, (uint32_t)mk_get_le64(lenb), mk_get_le64(p + 12), p + 20};
+        framing = 0;
+        rc = on_frame(d, &fr);
+        mk_buf_consume(&d->in, MK_FRAME_OVERHEAD + (size_t)fr.len);
+        if (rc)
+            break;
+        rc = mk_frame_recv(&d->in, "", 0, frame_fn, d, &framing);
+    }
+#endif
     if (rc && framing)
         return fail_session(d, rc, "frame");
     /* A handler's error has already ended the session or the engine; an

@@ -445,6 +445,14 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
         ls->base_digest = ls->last_digest = h[pick].base_digest;
         if ((rc = scan(ls, size < MK_LOG_DATA_START ? MK_LOG_DATA_START : size)))
             goto fail;
+#ifdef MK_MUTANT_DEST_NO_TORN_CUT
+        /* Planted bug (verify/MUTANTS.md): the torn tail is left in the
+         * file and appends go on at the end of the file, after it (an
+         * O_APPEND-style log), instead of at the end of the valid records
+         * (SPEC.md 7.6 step 6).  The next scan stops at the torn record. */
+        ls->end = size < MK_LOG_DATA_START ? MK_LOG_DATA_START : size;
+        ls->cut = 0;
+#endif
         /* Only now, with the whole scan accepted, is the tail cut. */
         if (ls->cut || size < MK_LOG_DATA_START) {
             if ((rc = mk_file_truncate(f, ls->end)) || (rc = mk_file_sync(f)))
@@ -710,9 +718,17 @@ int mk_logstore_each_transfer(const mk_logstore *ls, uint64_t after,
 
 int mk_logstore_reclaim(mk_logstore *ls)
 {
+#ifdef MK_MUTANT_DEST_RECLAIM_PENDING
+    /* Planted bug (verify/MUTANTS.md): reclaim only asks whether the last
+     * committed CP is applied, and forgets the transfers newer than its
+     * covers_tid (SPEC.md 7.7), which a later CP's REFs still name. */
+    if (ls->fresh || ls->applied_cp != ls->last_cp || ls->end == MK_LOG_DATA_START)
+        return 0;
+#else
     if (ls->fresh || ls->applied_cp != ls->last_cp ||
         ls->durable_tid != ls->covers_tid || ls->end == MK_LOG_DATA_START)
         return 0;
+#endif
     /* The new header is durable before the records are cut, so a crash
      * in between leaves a header whose base already covers them and
      * records whose sequence numbers the scan rejects as stale. */

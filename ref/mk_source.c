@@ -304,8 +304,15 @@ static int emit_cp(mk_source *s)
     /* covers_tid names the newest transfer inside the CP image that the
      * destination holds: after it lost part of its log (section 8.3) that
      * can be older than the newest transfer the CP image includes. */
+#ifdef MK_MUTANT_SRC_COVERS_IGNORES_LOSS
+    /* Planted bug (verify/MUTANTS.md): covers_tid is always the CP image's
+     * newest transfer, even after the destination reported that it lost
+     * transfers (SPEC.md 7.1, 8.3: min with what the destination holds). */
+    mk_cp_begin b = {s->cp_no, s->cr_len, s->cp_covers};
+#else
     mk_cp_begin b = {s->cp_no, s->cr_len,
                      s->cp_covers < s->peer_tid ? s->cp_covers : s->peer_tid};
+#endif
     mk_ref batch[MK_MAX_REFS_PER_FRAME];
     uint32_t nb = 0;
     int rc;
@@ -337,8 +344,16 @@ int mk_source_connect(mk_source *s, uint64_t now)
         return s->fatal;
     mk_buf_clear(&s->in);
     mk_buf_clear(&s->out);
+#ifdef MK_MUTANT_SRC_SEQ_NO_RESET
+    /* Planted bug (verify/MUTANTS.md): only the receive counter restarts on
+     * a new connection; HELLO goes out with the old connection's next seq
+     * (SPEC.md 3.5: every connection starts at 0). */
+    s->recv_seq = 0;
+    s->state = S_HELLO_SENT;
+#else
     s->send_seq = s->recv_seq = 0;
     s->state = S_HELLO_SENT;
+#endif
     s->st.reconnects++;
     mk_hello h = {s->cfg.volume_id, s->cfg.nblocks, s->cfg.block_size,
                   (uint8_t)s->cfg.mode, s->cfg.source_id};
@@ -447,9 +462,19 @@ static int on_hello_ack(mk_source *s, const mk_frame *f)
             s->st.out_of_sync = 1;
         if ((rc = forget_transfers(s, a.durable_tid, s->acked_tid)))
             return fail(s, rc);
+#ifdef MK_MUTANT_SRC_RESUME_FORGETS
+    } else {
+        /* Planted bug (verify/MUTANTS.md): on resume every transfer sent on
+         * the old connection is taken as received - released, its sync
+         * writes acknowledged - instead of resending those above the
+         * HELLO_ACK's durable_tid (SPEC.md 8.2 steps 1 and 3). */
+        on_durable(s, s->next_tid);
+    }
+#else
     } else {
         on_durable(s, a.durable_tid);
     }
+#endif
     s->peer_tid = a.durable_tid;
     /* A root mismatch was being traced when the connection went: it stands,
      * whatever the descent would have named (section 9.7). */
@@ -508,6 +533,17 @@ static int on_nak(mk_source *s, const mk_frame *f)
     cprec *r = cp_find(s, n.block);
     if (!r || r->kind != REC_REF)
         return fail(s, MK_ESTATE);
+#ifdef MK_MUTANT_SRC_NAK_RESEND_REF
+    /* Planted bug (verify/MUTANTS.md): the NAKed block is sent again as the
+     * same REF instead of as CP_DATA with its CP-image content (SPEC.md
+     * 8.1). */
+    {
+        mk_ref again = {r->block, r->tid, r->slot, r->hash};
+        s->st.naks++;
+        EMIT(s, s->st.cp_ref_bytes, mk_cp_ref_encode(&s->out, s->send_seq++, s->cp_no, &again, 1));
+        return 0;
+    }
+#endif
     if ((rc = rec_to_data(s, r)))
         return fail(s, rc);
     s->st.naks++;
@@ -535,6 +571,14 @@ static int on_cp_ack(mk_source *s, const mk_frame *f)
     if (!s->tree || mk_h128_eq(root, s->cp_root)) {
         cp_done(s);
         s->st.cps_acked++;
+#ifdef MK_MUTANT_SRC_REUSE_TID
+        /* Planted bug (verify/MUTANTS.md): transfer IDs are numbered per CP
+         * interval - once a CP is acknowledged and nothing is retained, the
+         * counter starts again at 1 (SPEC.md 4.5: unique and increasing for
+         * the life of the pairing). */
+        if (s->xf_len == 0)
+            s->next_tid = s->acked_tid = s->peer_tid = 0;
+#endif
         return 0;
     }
     /* The mirror is not the CP image although every block the CP sent
@@ -683,6 +727,14 @@ static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot
     desc *d;
     if (mk_map_get(&s->dmap, block, &i)) {
         d = &s->dv[i];
+#ifdef MK_MUTANT_SRC_REF_PARTIAL
+        /* Planted bug (verify/MUTANTS.md): a partial write leaves a whole
+         * descriptor as it was, so a block written wholly and then partly
+         * in one CP interval goes as a REF to the older, whole content
+         * (SPEC.md 6.3: whole then partial is not a REF). */
+        if (d->whole && !whole_data)
+            return 0;
+#endif
         if (d->whole)
             tt_release(s, d->xidx);
     } else {
@@ -794,6 +846,9 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
         return fail(s, rc);
     if ((rc = mk_file_pwrite(s->store, data, len, off)))
         return fail(s, rc);
+#ifdef MK_MUTANT_SRC_ACK_FIRST_PIECE
+    uint64_t mutant_first_tid = s->next_tid + 1;
+#endif
     if (logged) {
         const uint8_t *p = data;
         uint64_t at = off, end = off + len;
@@ -815,10 +870,25 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
     s->st.writes++;
     s->st.client_bytes += len;
     *wid = ++s->next_wid;
+#ifdef MK_MUTANT_SRC_SYNC_AS_SEMI
+    /* Planted bug (verify/MUTANTS.md): sync mode acknowledges like
+     * semi-sync - once the write is applied locally, without waiting for
+     * the LOG_ACK that covers it (SPEC.md 5.1; see also mk_source_cp). */
+    s->acked_wid = *wid;
+    return 0;
+#endif
     if (s->cfg.mode == MK_MODE_SYNC) {
         if (ring_grow((void **)&s->pa, &s->pa_cap, &s->pa_head, s->pa_len, sizeof *s->pa))
             return fail(s, MK_ENOMEM);
+#ifdef MK_MUTANT_SRC_ACK_FIRST_PIECE
+        /* Planted bug (verify/MUTANTS.md): a sync-mode write waits for the
+         * LOG_ACK of its first transfer, not its last; a write split into
+         * several transfers (over 1 MiB, SPEC.md 4.2) is acknowledged
+         * before all of it is durable (SPEC.md 5.1). */
+        s->pa[(s->pa_head + s->pa_len++) % s->pa_cap] = (pending_ack){*wid, mutant_first_tid};
+#else
         s->pa[(s->pa_head + s->pa_len++) % s->pa_cap] = (pending_ack){*wid, s->next_tid};
+#endif
     } else {
         s->acked_wid = *wid;
     }
@@ -842,9 +912,14 @@ int mk_source_cp(mk_source *s, uint64_t now)
         return s->fatal;
     if (s->cp_inflight)
         return MK_EAGAIN;
+#ifdef MK_MUTANT_SRC_SYNC_AS_SEMI
+    /* Planted bug (verify/MUTANTS.md): nor does a sync-mode CP wait until
+     * every transfer it covers is acknowledged (SPEC.md 5.1). */
+#else
     /* Section 5.1: in sync mode a CP names only durable transfers. */
     if (s->cfg.mode == MK_MODE_SYNC && s->acked_tid < s->next_tid)
         return MK_EAGAIN;
+#endif
     cp_free(s); /* the previous CP's records */
     if ((rc = mk_file_sync(s->store)))
         return fail(s, rc);

@@ -32,6 +32,12 @@ awk 'NF && !/cases$/ && $2 !~ /^[0-9]+(\.[0-9]+)*$/ { print; bad = 1 } END { exi
 total=$(sed -n 's/^\([0-9]*\) cases$/\1/p' "$d/both")
 [ "${total:-0}" -ge 60 ] || fail "the whole catalogue has ${total:-0} cases, fewer than 60"
 
+# CONFORMANCE.md lists every case of the catalogue, with the same section.
+awk 'NF == 0 || /cases$/ { next } { print $1, $2 }' "$d/both" | while read -r id sec; do
+    grep -q "^| \`$id\` | $sec |" CONFORMANCE.md || echo "$id"
+done >"$d/undocumented"
+[ -s "$d/undocumented" ] && fail "cases missing from CONFORMANCE.md: $(tr '\n' ' ' <"$d/undocumented")"
+
 # ---- selection, TAP ----------------------------------------------------------------
 "$M" conform --dest "$M dest" --section 2.1 --tap >"$d/tap"; rc=$?
 [ $rc -eq 0 ] || fail "--section 2.1 --tap: exit $rc"

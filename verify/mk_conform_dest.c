@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <xxhash.h>
 
 #include "mk_cli.h"
 #include "mk_err.h"
 #include "mk_file.h"
+#include "mk_logstore.h"
 #include "mk_merkle.h"
 #include "mk_prng.h"
 #include "mk_source.h"
@@ -1604,6 +1606,137 @@ static mkc_verdict c_ref_after_reclaim(mkc *c)
     return v;
 }
 
+/*
+ * A torn tail (7.6): the cut a crash in the middle of an append leaves.
+ * The runner can make one only in a log of the 7.3 format, which an IUT
+ * may use or not (10.1): other formats are UNSUPPORTED here.  After it,
+ * the acknowledged transfers are intact, the next transfer lands after
+ * them (not after the torn bytes), and a second restart still recovers
+ * everything, REFs into the new transfer included.
+ */
+static mkc_verdict c_recovery_torn_tail(mkc *c)
+{
+    peer P;
+    static uint8_t data[5 * BS];
+    uint8_t d2[BS], *log = NULL;
+    size_t n = 0;
+    pattern(d2, sizeof d2, 24);
+    mkc_verdict v = with_transfer(c, &P, data);
+    if (!v)
+        v = end_session(&P);
+    if (!v && (mkc_read_file(P.log, &log, &n) || n < 8))
+        v = mkc_fail(c, "cannot read the log %s", P.log);
+    if (!v && memcmp(log, "MKLG", 4) != 0)
+        v = mkc_unsupported(c, "the log is not in the 7.3 format: no torn tail can be made from outside");
+    free(log);
+    if (!v) {
+        /* A record header with its body missing: a frame of the log's
+         * framing (7.3) cut 30 bytes in. */
+        uint8_t body[32] = {0};
+        raw r = {MK_FRAME_MAGIC, MK_PROTO_VERSION, MK_R_TRANSFER, 0, 24 + BS, 999, body, sizeof body, 0, 0};
+        mk_buf torn;
+        mk_buf_init(&torn);
+        FILE *f = fopen(P.log, "ab");
+        if (raw_frame(&torn, &r) || !f || fwrite(mk_buf_peek(&torn), 1, 30, f) != 30)
+            v = mkc_error(c, "cannot append to %s", P.log);
+        if (f && fclose(f))
+            v = mkc_error(c, "cannot append to %s", P.log);
+        mk_buf_free(&torn);
+    }
+    if (!v)
+        v = restart(&P);
+    if (!v)
+        v = send_log(&P, 2, 30 * BS, d2, BS);
+    if (!v)
+        v = wait_log_ack(&P, 2);
+    if (!v)
+        v = end_session(&P);
+    if (!v)
+        v = restart(&P);
+    mk_ref r2 = {30, 2, 0, mk_block_hash(d2, BS)};
+    if (!v)
+        v = send_begin(&P, 1, 1, 2);
+    if (!v)
+        v = send_refs(&P, 1, &r2, 1);
+    stage(&P, 30, d2);
+    if (!v)
+        v = send_commit(&P, 1, 1);
+    if (!v)
+        v = expect_cp_ack(&P, 1, 2);
+    peer_free(&P);
+    return v;
+}
+
+/*
+ * Redo (7.4, 7.6 step 9): the crash that loses the mirror's writes of an
+ * applied CP and the R_CP_APPLIED record after them, made from outside in
+ * a 7.3 log (other formats are UNSUPPORTED here): the last record is cut
+ * and the image put back to CP k-1.  The restart must redo CP k from its
+ * durable redo record.  A transfer logged during the CP keeps the log from
+ * being reclaimed (7.7), so the redo record is still there to redo.
+ */
+static mkc_verdict c_recovery_redo(mkc *c)
+{
+    peer P;
+    static uint8_t data[5 * BS];
+    uint8_t d2[300], blk[BS], *log = NULL, *old = NULL;
+    size_t n = 0, last = 0;
+    int last_type = -1;
+    pattern(d2, sizeof d2, 25);
+    pattern(blk, sizeof blk, 26);
+    mkc_verdict v = with_transfer(c, &P, data);
+    mk_ref r = ref_to(data, 2, 1, 0);
+    if (!v && !(old = malloc(vbytes(&P))))
+        v = mkc_error(c, "MK_ENOMEM");
+    if (!v) {
+        memcpy(old, P.img, vbytes(&P));
+        v = send_begin(&P, 1, 2, 1);
+    }
+    if (!v)
+        v = send_log(&P, 2, 0, d2, sizeof d2);
+    if (!v)
+        v = send_refs(&P, 1, &r, 1);
+    stage(&P, 2, slot_of(data, 0));
+    if (!v)
+        v = send_data(&P, 1, 40, blk);
+    if (!v)
+        v = send_commit(&P, 1, 2);
+    if (!v)
+        v = expect_cp_ack(&P, 1, 1);
+    if (!v)
+        v = wait_log_ack(&P, 2);
+    if (!v)
+        v = end_session(&P);
+    if (!v && (mkc_read_file(P.log, &log, &n) || n < MK_LOG_DATA_START))
+        v = mkc_fail(c, "cannot read the log %s", P.log);
+    if (!v && memcmp(log, "MKLG", 4) != 0)
+        v = mkc_unsupported(c, "the log is not in the 7.3 format: the crash cannot be made from outside");
+    for (size_t off = MK_LOG_DATA_START; !v && off < n;) {
+        mk_frame f;
+        size_t used;
+        if (mk_frame_decode(log + off, n - off, UINT32_MAX, MK_FRAME_MAGIC, &f, &used))
+            break;
+        last = off;
+        last_type = f.type;
+        off += used;
+    }
+    if (!v && last_type != MK_R_CP_APPLIED)
+        v = mkc_fail(c, "the log's last record is type 0x%02x, not R_CP_APPLIED (7.4 step 7)", last_type);
+    if (!v && truncate(P.log, (off_t)last))
+        v = mkc_error(c, "cannot cut %s", P.log);
+    FILE *f = v ? NULL : fopen(P.image, "r+b");
+    if (!v && (!f || fwrite(old, 1, vbytes(&P), f) != vbytes(&P)))
+        v = mkc_error(c, "cannot rewrite %s", P.image);
+    if (f && fclose(f))
+        v = mkc_error(c, "cannot rewrite %s", P.image);
+    if (!v)
+        v = restart(&P); /* last_cp 1, and the image CP 1's again */
+    free(log);
+    free(old);
+    peer_free(&P);
+    return v;
+}
+
 /* Session end discards the open CP, committed-but-waiting included (2.4):
  * after a restart last_cp and the image are as before, and the same CP
  * number is accepted again. */
@@ -1888,7 +2021,7 @@ static mkc_verdict c_promote_fresh(mkc *c)
 static mkc_verdict c_second_connection(mkc *c)
 {
     peer P;
-    uint16_t port;
+    uint16_t port = 0;
     char addr[32];
     int fd1, fd2;
     mk_frame f;
@@ -2002,6 +2135,8 @@ const mkc_case mkc_dest_cases[] = {
     {"dest-cp-commit-no-cp", "7.4", MKC_MUST, "CP_COMMIT with no CP open: MK_ESTATE", c_cp_commit_no_cp},
     {"dest-cp-digest-vector", "7.5", MKC_MUST, "CP_ACK digest of SPEC's test vector (blocks 0 and 5)", c_cp_digest_vector},
     {"dest-cp-atomic-kill", "7.4", MKC_MUST, "SIGKILL at growing delays after CP_COMMIT: image wholly CP k-1 or CP k", c_cp_atomic_kill},
+    {"dest-recovery-torn-tail", "7.6", MKC_MUST, "a torn record at the end of a 7.3 log is cut; later transfers land and recover", c_recovery_torn_tail},
+    {"dest-recovery-redo", "7.6", MKC_MUST, "mirror writes and R_CP_APPLIED lost after the commit point: the restart redoes the CP", c_recovery_redo},
     {"dest-session-end-open-cp", "2.4", MKC_MUST, "EOF with a CP open: discarded, the same CP number accepted again", c_session_end_open_cp},
     {"dest-session-end-waiting-cp", "2.4", MKC_MUST, "EOF with a committed CP waiting for a resend: discarded", c_session_end_waiting_cp},
     {"dest-ref-resolve", "7.2", MKC_MUST, "REFs resolve to their own slots of a transfer (block numbers honoured)", c_ref_resolve},
