@@ -34,6 +34,14 @@
 #define SOURCE_ID UINT64_C(0x00000000c0ffee01)
 #define MAX_PEND 4096
 
+/* The steps of a case run in order until the first that does not pass: its
+ * verdict (and the reason mkc_fail recorded) stands, the rest are skipped. */
+#define STEP(x)              \
+    do {                     \
+        if (v == MKC_PASS)   \
+            v = (x);         \
+    } while (0)
+
 /* What the runner, as source, believes the IUT holds, and the CP it is
  * building. */
 typedef struct peer {
@@ -830,18 +838,14 @@ static mkc_verdict bad_hello(mkc *c, size_t len, uint64_t n, uint32_t bs, uint8_
     peer P;
     uint8_t p[MK_HELLO_LEN + 1] = {0};
     mkc_verdict v = peer_init(c, &P, NB, BS);
-    if (!v)
-        v = spawn(&P);
+    STEP(spawn(&P));
     hello_payload(p, &P, n, bs, mode, res);
     if (!v && frame(&P, MK_F_HELLO, p, len))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, err);
+    STEP(refused(&P, err));
     /* Nothing was adopted: a good HELLO is still the first. */
-    if (!v)
-        v = spawn(&P);
-    if (!v)
-        v = hello(&P);
+    STEP(spawn(&P));
+    STEP(hello(&P));
     peer_free(&P);
     return v;
 }
@@ -858,8 +862,7 @@ static mkc_verdict before_hello(mkc *c, int what)
     peer P;
     uint8_t buf[64];
     mkc_verdict v = peer_init(c, &P, NB, BS);
-    if (!v)
-        v = spawn(&P);
+    STEP(spawn(&P));
     if (!v) {
         int rc;
         if (what == 0) {
@@ -889,8 +892,7 @@ static mkc_verdict c_hello_twice(mkc *c)
     mk_hello h = {P.vid, P.nblocks, P.bs, P.mode, P.sid};
     if (!v && mk_hello_encode(&P.out, P.seq++, &h))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, MK_ESTATE);
+    STEP(refused(&P, MK_ESTATE));
     peer_free(&P);
     return v;
 }
@@ -910,12 +912,10 @@ static mkc_verdict c_adopt_nonempty(mkc *c)
     P.pre = junk;
     P.npre = sizeof junk;
     mk_hello h = {P.vid, P.nblocks, P.bs, P.mode, P.sid};
-    if (!v)
-        v = spawn(&P);
+    STEP(spawn(&P));
     if (!v && mk_hello_encode(&P.out, P.seq++, &h))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, MK_EDIVERGED);
+    STEP(refused(&P, MK_EDIVERGED));
     peer_free(&P);
     return v;
 }
@@ -926,10 +926,8 @@ static mkc_verdict c_adopt_fresh(mkc *c)
 {
     peer P;
     mkc_verdict v = start(c, &P, 100, 512);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
+    STEP(end_session(&P));
+    STEP(restart(&P));
     peer_free(&P);
     return v;
 }
@@ -939,10 +937,8 @@ static mkc_verdict recorded(mkc *c, int field)
 {
     peer P;
     mkc_verdict v = start(c, &P, NB, BS);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = spawn(&P);
+    STEP(end_session(&P));
+    STEP(spawn(&P));
     mk_hello h = {P.vid, P.nblocks, P.bs, P.mode, P.sid};
     if (field == 0)
         h.nblocks++;
@@ -952,8 +948,7 @@ static mkc_verdict recorded(mkc *c, int field)
         h.source_id++;
     if (!v && mk_hello_encode(&P.out, P.seq++, &h))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, field == 2 ? MK_EPEER : MK_EVOLUME);
+    STEP(refused(&P, field == 2 ? MK_EPEER : MK_EVOLUME));
     peer_free(&P);
     return v;
 }
@@ -972,8 +967,7 @@ static mkc_verdict c_recv_error(mkc *c)
     mkc_verdict v = start(c, &P, NB, BS);
     if (!v && mk_error_encode(&P.out, P.seq++, MK_EIO, "the source gives up"))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = flush(&P);
+    STEP(flush(&P));
     if (!v) {
         int rc = mkc_recv_frame(c, P.l, mkc_timeout_ms(c), &f);
         if (rc == 0)
@@ -986,8 +980,7 @@ static mkc_verdict c_recv_error(mkc *c)
         v = mkc_fail(c, "did not exit after a received ERROR (10.1)");
     if (!v && code != EXIT_IO)
         v = mkc_fail(c, "exit code %d after a received ERROR, 10.1 says 3 (MK_EREMOTE)", code);
-    if (!v)
-        v = restart(&P);
+    STEP(restart(&P));
     peer_free(&P);
     return v;
 }
@@ -1020,8 +1013,7 @@ static mkc_verdict bad_header(mkc *c, int field, int err)
     }
     if (!v && raw_frame(&P.out, &r))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, err);
+    STEP(refused(&P, err));
     peer_free(&P);
     return v;
 }
@@ -1050,8 +1042,7 @@ static mkc_verdict c_frame_eof_partial(mkc *c)
         v = mkc_error(c, "encode");
     if (!v && mkc_send(c, P.l, mk_buf_peek(&whole), mk_buf_len(&whole) - 5))
         v = mkc_fail(c, "the destination did not read its input");
-    if (!v)
-        v = end_session(&P);
+    STEP(end_session(&P));
     if (!v)
         v = restart(&P); /* durable_tid must still be 0 */
     mk_buf_free(&whole);
@@ -1072,8 +1063,7 @@ static mkc_verdict bad_log(mkc *c, uint64_t tid, uint64_t off, uint32_t len, uin
     mkc_verdict v = start(c, &P, NB, BS);
     if (!v && first_tid) {
         v = send_log(&P, first_tid, 0, d, 100);
-        if (!v)
-            v = wait_log_ack(&P, first_tid);
+        STEP(wait_log_ack(&P, first_tid));
     }
     mk_wcur w;
     mk_wcur_init(&w, pay, sizeof pay);
@@ -1084,8 +1074,7 @@ static mkc_verdict bad_log(mkc *c, uint64_t tid, uint64_t off, uint32_t len, uin
     mk_wcur_bytes(&w, d, datalen);
     if (!v && frame(&P, MK_F_LOG, pay, 24 + datalen))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, err);
+    STEP(refused(&P, err));
     peer_free(&P);
     return v;
 }
@@ -1105,19 +1094,14 @@ static mkc_verdict c_log_tid_restart(mkc *c)
     uint8_t d[100];
     pattern(d, sizeof d, 3);
     mkc_verdict v = start(c, &P, NB, BS);
-    if (!v)
-        v = send_log(&P, 7, 0, d, sizeof d);
-    if (!v)
-        v = wait_log_ack(&P, 7);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
+    STEP(send_log(&P, 7, 0, d, sizeof d));
+    STEP(wait_log_ack(&P, 7));
+    STEP(end_session(&P));
+    STEP(restart(&P));
     mk_log g = {6, 0, sizeof d, d};
     if (!v && mk_log_encode(&P.out, P.seq++, &g))
         v = mkc_error(c, "encode");
-    if (!v)
-        v = refused(&P, MK_ETID);
+    STEP(refused(&P, MK_ETID));
     peer_free(&P);
     return v;
 }
@@ -1132,8 +1116,7 @@ static mkc_verdict c_log_ack_durable(mkc *c)
     mkc_verdict v = start(c, &P, NB, BS);
     for (uint64_t t = 1; t <= 20 && !v; t++) {
         v = send_log(&P, t, (t % 8) * BS + t, d, sizeof d - (uint32_t)t);
-        if (!v)
-            v = wait_log_ack(&P, t);
+        STEP(wait_log_ack(&P, t));
         if (!v && t % 5 == 0)
             v = restart(&P); /* SIGKILL, then HELLO_ACK must report t */
     }
@@ -1149,10 +1132,8 @@ static mkc_verdict with_transfer(mkc *c, peer *P, uint8_t *data)
 {
     pattern(data, 5 * BS, 10);
     mkc_verdict v = start(c, P, NB, BS);
-    if (!v)
-        v = send_log(P, 1, 2 * BS - 100, data, 4 * BS + 200);
-    if (!v)
-        v = wait_log_ack(P, 1);
+    STEP(send_log(P, 1, 2 * BS - 100, data, 4 * BS + 200));
+    STEP(wait_log_ack(P, 1));
     return v;
 }
 
@@ -1182,10 +1163,8 @@ static mkc_verdict bad_cp(mkc *c, int which)
         v = v ? v : send_begin(&P, 1, 1, 2), err = MK_ETID;
         break;
     case 2: /* a second CP_BEGIN while one is open */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
+        STEP(send_begin(&P, 1, 1, 1));
+        STEP(send_begin(&P, 1, 1, 1));
         err = MK_ESTATE;
         break;
     case 3: /* more records than blocks */
@@ -1195,49 +1174,38 @@ static mkc_verdict bad_cp(mkc *c, int which)
         v = v ? v : send_data(&P, 1, 0, blk), err = MK_ESTATE;
         break;
     case 5: /* CP_DATA of another CP */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
+        STEP(send_begin(&P, 1, 1, 1));
         v = v ? v : send_data(&P, 2, 0, blk), err = MK_ECP;
         break;
     case 6: /* a block outside the volume */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
+        STEP(send_begin(&P, 1, 1, 1));
         v = v ? v : send_data(&P, 1, NB, blk), err = MK_ERANGE;
         break;
     case 7: /* the same block twice */
-        if (!v)
-            v = send_begin(&P, 1, 2, 1);
-        if (!v)
-            v = send_data(&P, 1, 3, blk);
+        STEP(send_begin(&P, 1, 2, 1));
+        STEP(send_data(&P, 1, 3, blk));
         v = v ? v : send_data(&P, 1, 3, blk), err = MK_EDUPBLOCK;
         break;
     case 8: /* more distinct blocks than nrecords */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
-        if (!v)
-            v = send_data(&P, 1, 3, blk);
+        STEP(send_begin(&P, 1, 1, 1));
+        STEP(send_data(&P, 1, 3, blk));
         v = v ? v : send_data(&P, 1, 4, blk), err = MK_ECOUNT;
         break;
     case 9: /* CP_COMMIT with fewer blocks staged than nrecords */
-        if (!v)
-            v = send_begin(&P, 1, 2, 1);
-        if (!v)
-            v = send_data(&P, 1, 3, blk);
+        STEP(send_begin(&P, 1, 2, 1));
+        STEP(send_data(&P, 1, 3, blk));
         v = v ? v : send_commit(&P, 1, 2), err = MK_ECOUNT;
         break;
     case 10: /* CP_COMMIT with another nrecords than CP_BEGIN's */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
-        if (!v)
-            v = send_data(&P, 1, 3, blk);
+        STEP(send_begin(&P, 1, 1, 1));
+        STEP(send_data(&P, 1, 3, blk));
         v = v ? v : send_commit(&P, 1, 2), err = MK_ECOUNT;
         break;
     case 11: /* CP_COMMIT with no CP open */
         v = v ? v : send_commit(&P, 1, 0), err = MK_ESTATE;
         break;
     case 12: { /* CP_DATA one byte short */
-        if (!v)
-            v = send_begin(&P, 1, 1, 1);
+        STEP(send_begin(&P, 1, 1, 1));
         uint8_t pay[16 + BS];
         mk_wcur w;
         mk_wcur_init(&w, pay, sizeof pay);
@@ -1250,8 +1218,7 @@ static mkc_verdict bad_cp(mkc *c, int which)
         break;
     }
     case 13: { /* a CP_REF whose second entry fails admission: no NAK for the first (7.2) */
-        if (!v)
-            v = send_begin(&P, 1, 2, 1);
+        STEP(send_begin(&P, 1, 2, 1));
         mk_ref r[2] = {ref_to(data, 3, 1, 1), ref_to(data, 3, 1, 1)};
         r[0].hash ^= 1; /* would be a NAK if it were resolved first */
         if (!v && mk_cp_ref_encode(&P.out, P.seq++, 1, r, 2))
@@ -1260,14 +1227,11 @@ static mkc_verdict bad_cp(mkc *c, int which)
         break;
     }
     case 14: { /* a REF for a block already NAKed */
-        if (!v)
-            v = send_begin(&P, 1, 2, 1);
+        STEP(send_begin(&P, 1, 2, 1));
         mk_ref r = ref_to(data, 3, 1, 1);
         r.hash ^= 1;
-        if (!v)
-            v = send_refs(&P, 1, &r, 1);
-        if (!v)
-            v = expect_nak(&P, 1, 3, MK_EREFHASH);
+        STEP(send_refs(&P, 1, &r, 1));
+        STEP(expect_nak(&P, 1, 3, MK_EREFHASH));
         r.hash ^= 1;
         if (!v && mk_cp_ref_encode(&P.out, P.seq++, 1, &r, 1))
             v = mkc_error(c, "encode");
@@ -1275,18 +1239,13 @@ static mkc_verdict bad_cp(mkc *c, int which)
         break;
     }
     case 15: { /* a REF after CP_COMMIT, while a NAKed block is outstanding */
-        if (!v)
-            v = send_begin(&P, 1, 2, 1);
+        STEP(send_begin(&P, 1, 2, 1));
         mk_ref r = ref_to(data, 3, 1, 1);
         r.hash ^= 1;
-        if (!v)
-            v = send_refs(&P, 1, &r, 1);
-        if (!v)
-            v = expect_nak(&P, 1, 3, MK_EREFHASH);
-        if (!v)
-            v = send_data(&P, 1, 9, blk);
-        if (!v)
-            v = send_commit(&P, 1, 2);
+        STEP(send_refs(&P, 1, &r, 1));
+        STEP(expect_nak(&P, 1, 3, MK_EREFHASH));
+        STEP(send_data(&P, 1, 9, blk));
+        STEP(send_commit(&P, 1, 2));
         mk_ref r2 = ref_to(data, 4, 1, 2);
         if (!v && mk_cp_ref_encode(&P.out, P.seq++, 1, &r2, 1))
             v = mkc_error(c, "encode");
@@ -1294,8 +1253,7 @@ static mkc_verdict bad_cp(mkc *c, int which)
         break;
     }
     }
-    if (!v)
-        v = refused(&P, err);
+    STEP(refused(&P, err));
     peer_free(&P);
     return v;
 }
@@ -1330,22 +1288,15 @@ static mkc_verdict c_ref_resolve(mkc *c)
     pattern(blk, sizeof blk, 12);
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r[3] = {ref_to(data, 5, 1, 3), ref_to(data, 2, 1, 0), ref_to(data, 4, 1, 2)};
-    if (!v)
-        v = send_begin(&P, 1, 4, 1);
-    if (!v)
-        v = send_refs(&P, 1, r, 3);
+    STEP(send_begin(&P, 1, 4, 1));
+    STEP(send_refs(&P, 1, r, 3));
     for (int i = 0; i < 3; i++)
         stage(&P, r[i].block, slot_of(data, r[i].slot));
-    if (!v)
-        v = send_data(&P, 1, 40, blk);
-    if (!v)
-        v = send_commit(&P, 1, 4);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
+    STEP(send_data(&P, 1, 40, blk));
+    STEP(send_commit(&P, 1, 4));
+    STEP(expect_cp_ack(&P, 1, 1));
+    STEP(end_session(&P));
+    STEP(restart(&P));
     peer_free(&P);
     return v;
 }
@@ -1359,21 +1310,15 @@ static mkc_verdict c_ref_two_transfers(mkc *c)
     uint8_t d2[BS];
     pattern(d2, sizeof d2, 13);
     mkc_verdict v = with_transfer(c, &P, data);
-    if (!v)
-        v = send_log(&P, 2, 3 * BS, d2, BS);
-    if (!v)
-        v = wait_log_ack(&P, 2);
+    STEP(send_log(&P, 2, 3 * BS, d2, BS));
+    STEP(wait_log_ack(&P, 2));
     mk_ref r[2] = {ref_to(data, 2, 1, 0), {3, 2, 0, mk_block_hash(d2, BS)}};
-    if (!v)
-        v = send_begin(&P, 1, 2, 2);
-    if (!v)
-        v = send_refs(&P, 1, r, 2);
+    STEP(send_begin(&P, 1, 2, 2));
+    STEP(send_refs(&P, 1, r, 2));
     stage(&P, 2, slot_of(data, 0));
     stage(&P, 3, d2);
-    if (!v)
-        v = send_commit(&P, 1, 2);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 2);
+    STEP(send_commit(&P, 1, 2));
+    STEP(expect_cp_ack(&P, 1, 2));
     peer_free(&P);
     return v;
 }
@@ -1393,18 +1338,14 @@ static mkc_verdict nak_case(mkc *c, int rule)
     int reason = 0;
     switch (rule) {
     case 1: /* tid beyond covers_tid */
-        if (!v)
-            v = send_log(&P, 2, 30 * BS, blk, BS);
-        if (!v)
-            v = wait_log_ack(&P, 2);
+        STEP(send_log(&P, 2, 30 * BS, blk, BS));
+        STEP(wait_log_ack(&P, 2));
         r = (mk_ref){30, 2, 0, mk_block_hash(blk, BS)};
         reason = MK_ETID;
         break;
     case 2: /* a tid the log does not hold (IDs may skip) */
-        if (!v)
-            v = send_log(&P, 3, 50 * BS, other, sizeof other);
-        if (!v)
-            v = wait_log_ack(&P, 3);
+        STEP(send_log(&P, 3, 50 * BS, other, sizeof other));
+        STEP(wait_log_ack(&P, 3));
         covers = 3;
         r.tid = 2;
         reason = MK_ENOTID;
@@ -1422,31 +1363,23 @@ static mkc_verdict nak_case(mkc *c, int rule)
         reason = MK_EREFHASH;
         break;
     case 6: /* a fragment is never a slot: transfer 2 holds only part of block 50 */
-        if (!v)
-            v = send_log(&P, 2, 50 * BS + 100, other, sizeof other);
-        if (!v)
-            v = wait_log_ack(&P, 2);
+        STEP(send_log(&P, 2, 50 * BS + 100, other, sizeof other));
+        STEP(wait_log_ack(&P, 2));
         covers = 2;
         r = (mk_ref){50, 2, 0, mk_block_hash(blk, BS)};
         reason = MK_ESLOT;
         break;
     }
-    if (!v)
-        v = send_begin(&P, 1, 2, covers);
-    if (!v)
-        v = send_refs(&P, 1, &r, 1);
-    if (!v)
-        v = expect_nak(&P, 1, r.block, reason);
+    STEP(send_begin(&P, 1, 2, covers));
+    STEP(send_refs(&P, 1, &r, 1));
+    STEP(expect_nak(&P, 1, r.block, reason));
     if (!v)
         v = send_data(&P, 1, r.block, blk); /* the resend */
     mk_ref good = ref_to(data, 5, 1, 3);
-    if (!v)
-        v = send_refs(&P, 1, &good, 1);
+    STEP(send_refs(&P, 1, &good, 1));
     stage(&P, 5, slot_of(data, 3));
-    if (!v)
-        v = send_commit(&P, 1, 2);
-    if (!v)
-        v = expect_cp_ack(&P, 1, covers);
+    STEP(send_commit(&P, 1, 2));
+    STEP(expect_cp_ack(&P, 1, covers));
     peer_free(&P);
     return v;
 }
@@ -1469,22 +1402,14 @@ static mkc_verdict c_nak_resend_after_commit(mkc *c)
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r = ref_to(data, 4, 1, 2);
     r.hash ^= 1;
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
-    if (!v)
-        v = send_refs(&P, 1, &r, 1);
-    if (!v)
-        v = expect_nak(&P, 1, 4, MK_EREFHASH);
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = quiet(&P, 300);
-    if (!v)
-        v = check_image(&P, P.img, "while a NAKed block is outstanding (7.4)");
-    if (!v)
-        v = send_data(&P, 1, 4, blk);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
+    STEP(send_begin(&P, 1, 1, 1));
+    STEP(send_refs(&P, 1, &r, 1));
+    STEP(expect_nak(&P, 1, 4, MK_EREFHASH));
+    STEP(send_commit(&P, 1, 1));
+    STEP(quiet(&P, 300));
+    STEP(check_image(&P, P.img, "while a NAKed block is outstanding (7.4)"));
+    STEP(send_data(&P, 1, 4, blk));
+    STEP(expect_cp_ack(&P, 1, 1));
     peer_free(&P);
     return v;
 }
@@ -1496,18 +1421,13 @@ static mkc_verdict c_cp_digest_vector(mkc *c)
     static uint8_t zero[BS], ff[BS];
     memset(ff, 0xFF, sizeof ff);
     mkc_verdict v = start(c, &P, NB, BS);
-    if (!v)
-        v = send_begin(&P, 1, 2, 0);
-    if (!v)
-        v = send_data(&P, 1, 5, ff);
-    if (!v)
-        v = send_data(&P, 1, 0, zero);
+    STEP(send_begin(&P, 1, 2, 0));
+    STEP(send_data(&P, 1, 5, ff));
+    STEP(send_data(&P, 1, 0, zero));
     if (!v && pend_digest(&P) != UINT64_C(0xFCE83EFC4151A1B0))
         v = mkc_error(c, "the runner's digest disagrees with SPEC 7.5's test vector");
-    if (!v)
-        v = send_commit(&P, 1, 2);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 0);
+    STEP(send_commit(&P, 1, 2));
+    STEP(expect_cp_ack(&P, 1, 0));
     peer_free(&P);
     return v;
 }
@@ -1522,28 +1442,17 @@ static mkc_verdict c_log_during_cp(mkc *c)
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r = ref_to(data, 3, 1, 1);
     r.hash ^= 1;
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
-    if (!v)
-        v = send_log(&P, 2, 0, d, sizeof d);
-    if (!v)
-        v = send_refs(&P, 1, &r, 1);
-    if (!v)
-        v = expect_nak(&P, 1, 3, MK_EREFHASH);
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = send_log(&P, 3, BS, d, sizeof d);
-    if (!v)
-        v = wait_log_ack(&P, 3);
-    if (!v)
-        v = send_data(&P, 1, 3, slot_of(data, 1));
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
+    STEP(send_begin(&P, 1, 1, 1));
+    STEP(send_log(&P, 2, 0, d, sizeof d));
+    STEP(send_refs(&P, 1, &r, 1));
+    STEP(expect_nak(&P, 1, 3, MK_EREFHASH));
+    STEP(send_commit(&P, 1, 1));
+    STEP(send_log(&P, 3, BS, d, sizeof d));
+    STEP(wait_log_ack(&P, 3));
+    STEP(send_data(&P, 1, 3, slot_of(data, 1)));
+    STEP(expect_cp_ack(&P, 1, 1));
+    STEP(end_session(&P));
+    STEP(restart(&P));
     peer_free(&P);
     return v;
 }
@@ -1565,43 +1474,27 @@ static mkc_verdict c_ref_after_reclaim(mkc *c)
     mk_ref r1 = ref_to(data, 2, 1, 0);
     mk_ref r2 = {11, 2, 1, mk_block_hash(d2 + BS, BS)};
     mk_ref r3 = {20, 3, 0, mk_block_hash(d3, BS)};
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
+    STEP(send_begin(&P, 1, 1, 1));
     if (!v)
         v = send_log(&P, 2, 10 * BS, d2, sizeof d2); /* newer than covers_tid 1 */
-    if (!v)
-        v = send_refs(&P, 1, &r1, 1);
+    STEP(send_refs(&P, 1, &r1, 1));
     stage(&P, 2, slot_of(data, 0));
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
-    if (!v)
-        v = send_begin(&P, 2, 1, 2);
-    if (!v)
-        v = send_log(&P, 3, 20 * BS, d3, sizeof d3);
-    if (!v)
-        v = send_refs(&P, 2, &r2, 1);
+    STEP(send_commit(&P, 1, 1));
+    STEP(expect_cp_ack(&P, 1, 1));
+    STEP(send_begin(&P, 2, 1, 2));
+    STEP(send_log(&P, 3, 20 * BS, d3, sizeof d3));
+    STEP(send_refs(&P, 2, &r2, 1));
     stage(&P, 11, d2 + BS);
-    if (!v)
-        v = send_commit(&P, 2, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 2, 2);
-    if (!v)
-        v = wait_log_ack(&P, 3);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
-    if (!v)
-        v = send_begin(&P, 3, 1, 3);
-    if (!v)
-        v = send_refs(&P, 3, &r3, 1);
+    STEP(send_commit(&P, 2, 1));
+    STEP(expect_cp_ack(&P, 2, 2));
+    STEP(wait_log_ack(&P, 3));
+    STEP(end_session(&P));
+    STEP(restart(&P));
+    STEP(send_begin(&P, 3, 1, 3));
+    STEP(send_refs(&P, 3, &r3, 1));
     stage(&P, 20, d3);
-    if (!v)
-        v = send_commit(&P, 3, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 3, 3);
+    STEP(send_commit(&P, 3, 1));
+    STEP(expect_cp_ack(&P, 3, 3));
     peer_free(&P);
     return v;
 }
@@ -1622,8 +1515,7 @@ static mkc_verdict c_recovery_torn_tail(mkc *c)
     size_t n = 0;
     pattern(d2, sizeof d2, 24);
     mkc_verdict v = with_transfer(c, &P, data);
-    if (!v)
-        v = end_session(&P);
+    STEP(end_session(&P));
     if (!v && (mkc_read_file(P.log, &log, &n) || n < 8))
         v = mkc_fail(c, "cannot read the log %s", P.log);
     if (!v && memcmp(log, "MKLG", 4) != 0)
@@ -1643,26 +1535,17 @@ static mkc_verdict c_recovery_torn_tail(mkc *c)
             v = mkc_error(c, "cannot append to %s", P.log);
         mk_buf_free(&torn);
     }
-    if (!v)
-        v = restart(&P);
-    if (!v)
-        v = send_log(&P, 2, 30 * BS, d2, BS);
-    if (!v)
-        v = wait_log_ack(&P, 2);
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
+    STEP(restart(&P));
+    STEP(send_log(&P, 2, 30 * BS, d2, BS));
+    STEP(wait_log_ack(&P, 2));
+    STEP(end_session(&P));
+    STEP(restart(&P));
     mk_ref r2 = {30, 2, 0, mk_block_hash(d2, BS)};
-    if (!v)
-        v = send_begin(&P, 1, 1, 2);
-    if (!v)
-        v = send_refs(&P, 1, &r2, 1);
+    STEP(send_begin(&P, 1, 1, 2));
+    STEP(send_refs(&P, 1, &r2, 1));
     stage(&P, 30, d2);
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 2);
+    STEP(send_commit(&P, 1, 1));
+    STEP(expect_cp_ack(&P, 1, 2));
     peer_free(&P);
     return v;
 }
@@ -1692,21 +1575,14 @@ static mkc_verdict c_recovery_redo(mkc *c)
         memcpy(old, P.img, vbytes(&P));
         v = send_begin(&P, 1, 2, 1);
     }
-    if (!v)
-        v = send_log(&P, 2, 0, d2, sizeof d2);
-    if (!v)
-        v = send_refs(&P, 1, &r, 1);
+    STEP(send_log(&P, 2, 0, d2, sizeof d2));
+    STEP(send_refs(&P, 1, &r, 1));
     stage(&P, 2, slot_of(data, 0));
-    if (!v)
-        v = send_data(&P, 1, 40, blk);
-    if (!v)
-        v = send_commit(&P, 1, 2);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
-    if (!v)
-        v = wait_log_ack(&P, 2);
-    if (!v)
-        v = end_session(&P);
+    STEP(send_data(&P, 1, 40, blk));
+    STEP(send_commit(&P, 1, 2));
+    STEP(expect_cp_ack(&P, 1, 1));
+    STEP(wait_log_ack(&P, 2));
+    STEP(end_session(&P));
     if (!v && (mkc_read_file(P.log, &log, &n) || n < MK_LOG_DATA_START))
         v = mkc_fail(c, "cannot read the log %s", P.log);
     if (!v && memcmp(log, "MKLG", 4) != 0)
@@ -1749,31 +1625,20 @@ static mkc_verdict discard_case(mkc *c, int committed)
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r = ref_to(data, 3, 1, 1);
     r.hash ^= 1;
-    if (!v)
-        v = send_begin(&P, 1, 2, 1);
-    if (!v)
-        v = send_data(&P, 1, 7, blk);
+    STEP(send_begin(&P, 1, 2, 1));
+    STEP(send_data(&P, 1, 7, blk));
     if (!v && committed) {
         v = send_refs(&P, 1, &r, 1);
-        if (!v)
-            v = expect_nak(&P, 1, 3, MK_EREFHASH);
-        if (!v)
-            v = send_commit(&P, 1, 2);
-        if (!v)
-            v = quiet(&P, 100);
+        STEP(expect_nak(&P, 1, 3, MK_EREFHASH));
+        STEP(send_commit(&P, 1, 2));
+        STEP(quiet(&P, 100));
     }
-    if (!v)
-        v = end_session(&P);
-    if (!v)
-        v = restart(&P);
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
-    if (!v)
-        v = send_data(&P, 1, 8, blk);
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
+    STEP(end_session(&P));
+    STEP(restart(&P));
+    STEP(send_begin(&P, 1, 1, 1));
+    STEP(send_data(&P, 1, 8, blk));
+    STEP(send_commit(&P, 1, 1));
+    STEP(expect_cp_ack(&P, 1, 1));
     peer_free(&P);
     return v;
 }
@@ -1832,8 +1697,7 @@ static mkc_verdict c_cp_atomic_kill(mkc *c)
             pattern(blk, BS, k * 1000 + b);
             v = send_data(&P, k, b, blk);
         }
-        if (!v)
-            v = send_commit(&P, k, 256);
+        STEP(send_commit(&P, k, 256));
         if (v)
             break;
         struct timespec ts = {0, delay_us[i] * 1000L};
@@ -1841,8 +1705,7 @@ static mkc_verdict c_cp_atomic_kill(mkc *c)
         mkc_proc_kill(P.p);
         int applied = 0;
         v = spawn(&P);
-        if (!v)
-            v = hello_either(&P, k, 0, &applied);
+        STEP(hello_either(&P, k, 0, &applied));
         seen[applied] = 1;
         mkc_log(c, "kill %d us after CP_COMMIT: CP %llu %s", delay_us[i], (unsigned long long)k,
                 applied ? "survived" : "was lost");
@@ -1866,16 +1729,12 @@ static mkc_verdict c_tree_query(mkc *c)
     mk_merkle *m = NULL;
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r[2] = {ref_to(data, 2, 1, 0), ref_to(data, 5, 1, 3)};
-    if (!v)
-        v = send_begin(&P, 1, 2, 1);
-    if (!v)
-        v = send_refs(&P, 1, r, 2);
+    STEP(send_begin(&P, 1, 2, 1));
+    STEP(send_refs(&P, 1, r, 2));
     stage(&P, 2, slot_of(data, 0));
     stage(&P, 5, slot_of(data, 3));
-    if (!v)
-        v = send_commit(&P, 1, 2);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
+    STEP(send_commit(&P, 1, 2));
+    STEP(expect_cp_ack(&P, 1, 1));
     if (!v && (mk_file_mem("conform/q-image", &f) || mk_file_pwrite(f, P.img, vbytes(&P), 0) ||
                mk_file_mem("conform/q-tree", &t) || mk_merkle_open(t, P.nblocks, &m) ||
                mk_merkle_rebuild(m, f, P.bs)))
@@ -1958,23 +1817,15 @@ static mkc_verdict c_promote(mkc *c)
     pattern(t3, sizeof t3, 21);
     mkc_verdict v = with_transfer(c, &P, data);
     mk_ref r = ref_to(data, 4, 1, 2);
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
-    if (!v)
-        v = send_refs(&P, 1, &r, 1);
+    STEP(send_begin(&P, 1, 1, 1));
+    STEP(send_refs(&P, 1, &r, 1));
     stage(&P, 4, slot_of(data, 2));
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
-    if (!v)
-        v = send_log(&P, 2, 10, t2, sizeof t2);
-    if (!v)
-        v = send_log(&P, 3, 4000, t3, sizeof t3);
-    if (!v)
-        v = wait_log_ack(&P, 3);
-    if (!v)
-        v = end_session(&P);
+    STEP(send_commit(&P, 1, 1));
+    STEP(expect_cp_ack(&P, 1, 1));
+    STEP(send_log(&P, 2, 10, t2, sizeof t2));
+    STEP(send_log(&P, 3, 4000, t3, sizeof t3));
+    STEP(wait_log_ack(&P, 3));
+    STEP(end_session(&P));
     int code = v ? -1 : promote(&P);
     if (code > 0 && code != 127)
         v = mkc_fail(c, "--promote exited %d (8.4)", code);
@@ -1982,17 +1833,14 @@ static mkc_verdict c_promote(mkc *c)
         v = v ? v : MKC_FAIL;
     memcpy(P.img + 10, t2, sizeof t2);
     memcpy(P.img + 4000, t3, sizeof t3);
-    if (!v)
-        v = check_image(&P, P.img, "after --promote (8.4: CP 1 plus transfers 2 and 3 in tid order)");
+    STEP(check_image(&P, P.img, "after --promote (8.4: CP 1 plus transfers 2 and 3 in tid order)"));
     mk_hello h = {P.vid, P.nblocks, P.bs, P.mode, P.sid};
-    if (!v)
-        v = spawn(&P);
+    STEP(spawn(&P));
     if (!v && mk_hello_encode(&P.out, P.seq++, &h))
         v = mkc_error(c, "encode");
     if (!v)
         v = refusal(&P, MK_EDIVERGED); /* the log was retired, the image kept */
-    if (!v)
-        v = check_image(&P, P.img, "after the HELLO that met the promoted image (2.3)");
+    STEP(check_image(&P, P.img, "after the HELLO that met the promoted image (2.3)"));
     peer_free(&P);
     return v;
 }
@@ -2008,8 +1856,7 @@ static mkc_verdict c_promote_fresh(mkc *c)
                      mk_exit_code(MK_ESTATE));
     else if (code < 0 || code == 127)
         v = v ? v : MKC_FAIL;
-    if (!v)
-        v = check_no_image(&P, "after --promote of a fresh destination");
+    STEP(check_no_image(&P, "after --promote of a fresh destination"));
     peer_free(&P);
     return v;
 }
@@ -2045,8 +1892,7 @@ static mkc_verdict c_second_connection(mkc *c)
         P.l = mkc_link_fd(c, fd1);
         v = hello(&P);
     }
-    if (!v)
-        v = send_log(&P, 1, 0, d, sizeof d);
+    STEP(send_log(&P, 1, 0, d, sizeof d));
     if (!v && mkc_connect(c, port, mkc_timeout_ms(c), &fd2))
         v = mkc_fail(c, "a second connection was not accepted at all (2.3: send it ERROR MK_EPEER)");
     if (!v) {
@@ -2062,14 +1908,10 @@ static mkc_verdict c_second_connection(mkc *c)
     }
     if (!v)
         v = wait_log_ack(&P, 1); /* the first session is undisturbed */
-    if (!v)
-        v = send_begin(&P, 1, 1, 1);
-    if (!v)
-        v = send_data(&P, 1, 0, d);
-    if (!v)
-        v = send_commit(&P, 1, 1);
-    if (!v)
-        v = expect_cp_ack(&P, 1, 1);
+    STEP(send_begin(&P, 1, 1, 1));
+    STEP(send_data(&P, 1, 0, d));
+    STEP(send_commit(&P, 1, 1));
+    STEP(expect_cp_ack(&P, 1, 1));
     peer_free(&P);
     return v;
 }
