@@ -139,7 +139,7 @@ S ?= 600
 FUZZ_MUTATED := fuzz_log fuzz_sync fuzz_source
 mutator_for = $(if $(and $(wildcard fuzz/mk_mutator.c),$(filter $(1),$(FUZZ_MUTATED))),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so)
 
-.PHONY: fuzz-build fuzz-bins fuzz fuzz-replay fuzz-smoke
+.PHONY: fuzz-build fuzz-bins fuzz fuzz-replay fuzz-smoke fuzz-mutants
 
 fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
 
@@ -173,6 +173,14 @@ fuzz-replay:
 	  [ -n "$$dirs" ] || { echo "fuzz-replay: $$t has no corpus"; exit 1; }; \
 	  printf '%s: ' $$t; build/fuzz-replay/fuzz/$$t $$dirs || exit 1; \
 	done
+
+# The destination mutants of verify/MUTANTS.md against the harnesses'
+# oracles: how many corpus inputs of fuzz_log, fuzz_sync and fuzz_logstore
+# catch each planted bug (fuzz/README.md, "Planted bugs").
+fuzz-mutants:
+	$(MAKE) B=build/fuzz-replay CFLAGS="-O1 -g $(FUZZ_SAN)" EXTRA_CFLAGS="$(FUZZ_DEFS)" build/fuzz-replay/libmirrorkit.a
+	@MK_CFLAGS="$(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Iverify -Ifault -O1 -g $(FUZZ_SAN) $(FUZZ_DEFS)" \
+	  MK_LIBS="$(XXH_LIBS)" MK_LIB=build/fuzz-replay/libmirrorkit.a sh fuzz/mutants_fuzz.sh
 
 # One campaign: make fuzz T=fuzz_sync S=600 (seconds).
 fuzz: fuzz-build

@@ -1,13 +1,13 @@
 #!/bin/sh
 # fuzz/deep_paths.sh - shows which deep protocol paths of ref/ a corpus
-# reaches: builds fuzz_log, fuzz_sync and fuzz_source with gcc --coverage
+# reaches: builds fuzz_log, fuzz_sync, fuzz_source and fuzz_logstore with gcc --coverage
 # (the replay driver, MK_FUZZ_ANY_CHECKSUM as in every fuzz build) into
 # build/fuzz-cov/, replays the given corpora (default: fuzz/corpus/<t> and
 # fuzz/regressions/<t>) and prints, for each marked line of ref/, how many
 # times it ran.  A 0 means the corpus never reaches that path.
 #
 #   fuzz/deep_paths.sh                      # the checked-in corpora
-#   fuzz/deep_paths.sh DIR_LOG DIR_SYNC DIR_SOURCE   # e.g. afl-fuzz queues
+#   fuzz/deep_paths.sh DIR_LOG DIR_SYNC DIR_SOURCE DIR_LOGSTORE   # e.g. afl-fuzz queues
 set -eu
 cd "$(dirname "$0")/.."
 OUT=build/fuzz-cov
@@ -76,3 +76,14 @@ count $t ref/mk_source.c '        rc = mk_merkle_diff_answer(' 'Merkle descent: 
 count $t ref/mk_source.c '        s->diff_truncated = mk_merkle_diff_truncated(s->diff);' 'descent done: MK_EVERIFY naming the blocks'
 count $t ref/mk_source.c '                return session_lost(s, MK_EREMOTE);' 'damage ERROR: session lost, source resumes (8.5)'
 count $t ref/mk_source.c '        return session_lost(s, rc);' 'damaged frame: session lost (8.5)'
+
+d=$(dirs fuzz_logstore "${4:-}")
+printf 'fuzz_logstore (%s): ' "$(echo $d)"
+build_run fuzz_logstore $d
+t=fuzz_logstore
+count $t ref/mk_logstore.c '            if ((rc = probe_after(ls, off, size, seq)))' 'scan stopped at a bad or stale record (7.6 step 4)'
+count $t ref/mk_logstore.c '            next = p + i + used; /* a stale record: skip it whole */' 'probe skipped a stale record (7.6 step 4b)'
+count $t ref/mk_logstore.c '                rc = MK_ECORRUPT;' 'probe found a live record past the damage: MK_ECORRUPT'
+count $t ref/mk_logstore.c '            if ((rc = mk_file_truncate(f, ls->end)) || (rc = mk_file_sync(f)))' 'torn tail cut (7.6 step 6)'
+count $t ref/mk_dest.c '        d->stats.redo_cps++;' 'committed CP redone from its redo record (7.6 step 9)'
+
