@@ -34,7 +34,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
 MIRRORKIT := $(B)/mirrorkit
 
 .PHONY: all demo check check-unit check-shell check-valgrind check-asan \
-        coverage deps clean fault-build mutant-build mutants fault/POINTS.md
+        coverage deps clean fault-build mutant-build mutants bench fault/POINTS.md
 .DEFAULT_GOAL := all
 
 # Objects remember what they were built with (compiler, flags, libraries):
@@ -213,10 +213,15 @@ mutants: all
 	@MIRRORKIT=$(MIRRORKIT) B=$(B) CC="$(CC)" MK_CFLAGS="$(ALL_CFLAGS)" MK_LIBS="$(LDLIBS_MK)" \
 	  MK_OBJS="$(LIB_OBJS) $(BIN_OBJS)" sh verify/mutants.sh $(MUTANT)
 
+# mirrorkit bench: the measurements of README.md's "Performance", with their
+# baselines taken in the same run; the table on stdout, CSV in build/.
+bench: all
+	./$(MIRRORKIT) bench --csv $(B)/bench.csv
+
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
 DEB_PKGS := build-essential clang pkg-config libxxhash-dev xxhash check \
-            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3 python3-xxhash afl++
+            libsubunit-dev libfiu-dev fiu-utils valgrind gcovr lcov python3 python3-xxhash rsync afl++
 deps:
 	@./tests/deps.sh $(DEB_PKGS)
 

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "mk_dest.h"
+#include "mk_bench.h"
 #include "mk_cli.h"
 #include "mk_conform.h"
 #include "mk_err.h"
@@ -44,7 +45,7 @@ static const char pair_opts_help[] =
     "  --mode M            sync | semi-sync | async (default sync)\n"
     "  --cps N             consistency points to run (default 10)\n"
     "  --writes N          client writes per CP (default 1000)\n"
-    "  --workload W        mixed | whole | partial | seq | hot (default mixed)\n"
+    "  --workload W        mixed | whole | partial | seq | hot | block | small (default mixed)\n"
     "  --seed S            seed of the workload and the simulated link (default 1)\n"
     "  --record FILE       save the source->destination byte stream to FILE\n"
     "  --volume-id X       volume identity sent in HELLO (default 0x6d6972726f72)\n"
@@ -118,7 +119,7 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
             break;
         case O_WORKLOAD:
             if ((c->workload = mk_workload_parse(optarg)) < 0)
-                return mk_usage_error(cmd, "--workload must be mixed, whole, partial, seq or hot, not '%s'", optarg);
+                return mk_usage_error(cmd, "--workload must be mixed, whole, partial, seq, hot, block or small, not '%s'", optarg);
             break;
         case O_SEED:
             if (mk_parse_u64(optarg, &c->seed))
@@ -870,7 +871,8 @@ static void main_help(void)
            "  sim      seeded swarm simulation of faults, with shrinking of failures\n"
            "  crashpoints  crash at every fault-point hit of a scenario, recover, check\n"
            "  conform  check another implementation of the destination or source\n"
-           "           against SPEC.md, case by case (CONFORMANCE.md)\n\n"
+           "           against SPEC.md, case by case (CONFORMANCE.md)\n"
+           "  bench    measure the pair against baselines taken in the same run\n\n"
            "Exit codes: 0 ok, 1 verification failed, 2 usage or bad input, 3 I/O error.\n");
 }
 
@@ -911,6 +913,8 @@ int main(int argc, char **argv)
         return mk_cmd_crashpoints(argc - 1, argv + 1);
     if (strcmp(cmd, "conform") == 0)
         return mk_cmd_conform(argc - 1, argv + 1);
+    if (strcmp(cmd, "bench") == 0)
+        return mk_cmd_bench(argc - 1, argv + 1);
     fprintf(stderr, "mirrorkit: MK_EUSAGE: unknown command '%s' (see 'mirrorkit --help')\n", cmd);
     return EXIT_USAGE;
 }

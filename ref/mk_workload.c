@@ -5,7 +5,8 @@
 
 #include "mk_err.h"
 
-static const char *const names[] = {"mixed", "whole", "partial", "seq", "hot"};
+static const char *const names[MK_WL_COUNT] = {"mixed", "whole", "partial", "seq",
+                                               "hot",   "block", "small"};
 
 int mk_workload_parse(const char *name)
 {
@@ -26,7 +27,7 @@ int mk_workload_init(mk_workload *w, int kind, uint64_t seed, uint64_t nblocks,
                      uint32_t bs)
 {
     memset(w, 0, sizeof *w);
-    if (kind < 0 || kind > MK_WL_HOT || nblocks == 0)
+    if (kind < 0 || kind >= MK_WL_COUNT || nblocks == 0)
         return MK_EINVAL;
     w->kind = kind;
     w->nblocks = nblocks;
@@ -87,6 +88,15 @@ void mk_workload_next(mk_workload *w, uint64_t *off, uint32_t *len,
             whole(w, 0, hot, 1, off, len);
         else
             whole(w, 0, w->nblocks, 1, off, len);
+        break;
+    }
+    case MK_WL_BLOCK:
+        whole(w, 0, w->nblocks, 1, off, len);
+        break;
+    case MK_WL_SMALL: {
+        uint64_t n = vbytes / 512;
+        *len = vbytes < 512 ? (uint32_t)vbytes : 512;
+        *off = n ? mk_prng_below(&w->rng, n) * 512 : 0;
         break;
     }
     default: { /* mixed's unaligned share: 1 byte .. 4 blocks anywhere */

@@ -7,6 +7,9 @@
  *   mixed    70% whole, 30% unaligned writes of 1 byte..4 blocks (default)
  *   seq      sequential whole-block writes of 16 blocks, wrapping
  *   hot      whole-block writes, 90% of them into a hot 10% of the volume
+ *   block    one whole block at a random place (random 4 KiB with B = 4096)
+ *   small    512 bytes at a random 512-byte-aligned offset: a partial write
+ *            of a block when B > 512
  * The same seed gives the same writes, byte for byte.  The generator owns
  * one buffer of the largest write; the data pointer it returns is valid
  * until the next call.
@@ -18,7 +21,8 @@
 
 #include "mk_prng.h"
 
-enum { MK_WL_MIXED, MK_WL_WHOLE, MK_WL_PARTIAL, MK_WL_SEQ, MK_WL_HOT };
+enum { MK_WL_MIXED, MK_WL_WHOLE, MK_WL_PARTIAL, MK_WL_SEQ, MK_WL_HOT, MK_WL_BLOCK, MK_WL_SMALL,
+       MK_WL_COUNT };
 
 typedef struct mk_workload {
     int kind;
