@@ -481,11 +481,13 @@ static int cmd_dest(int argc, char **argv)
         snprintf(tree_default, sizeof tree_default, "%s.mkt", image);
         treep = tree_default;
     }
-    if ((rc = mk_file_open(treep, 1, "ref/dest/tree", &tf))) {
-        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", treep, mk_errname(rc), mk_strerror(rc));
-        return EXIT_IO;
+    /* A destination without a log or mirror has no identity: there is
+     * nothing to promote (8.4), and nothing is created. */
+    if (promote && (access(image, F_OK) || access(logp, F_OK))) {
+        fprintf(stderr, "mirrorkit dest: %s: no volume to promote: %s does not exist (SPEC.md 8.4)\n",
+                mk_errname(MK_ESTATE), access(logp, F_OK) ? logp : image);
+        return mk_exit_code(MK_ESTATE);
     }
-    dc.tree = tf;
     if ((rc = mk_file_open(image, !promote, "ref/dest/mirror", &mf))) {
         fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", image, mk_errname(rc), mk_strerror(rc));
         return promote ? EXIT_USAGE : EXIT_IO;
@@ -495,6 +497,13 @@ static int cmd_dest(int argc, char **argv)
         mk_file_close(mf);
         return promote ? EXIT_USAGE : EXIT_IO;
     }
+    if ((rc = mk_file_open(treep, 1, "ref/dest/tree", &tf))) {
+        fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", treep, mk_errname(rc), mk_strerror(rc));
+        mk_file_close(lf);
+        mk_file_close(mf);
+        return EXIT_IO;
+    }
+    dc.tree = tf;
     if ((rc = mk_dest_open(&dc, mf, lf, &d))) {
         fprintf(stderr, "mirrorkit dest: %s: %s: %s\n", logp, mk_errname(rc), mk_strerror(rc));
         goto out;
