@@ -1225,6 +1225,20 @@ int mk_pair_promote(mk_pair *p)
 
 /* ---- the pair, step by step ------------------------------------------- */
 
+/* One of the source side's files: in memory, or a fresh sparse file in
+ * c->store_dir. */
+static int side_file(const mk_pair_config *c, const char *name, const char *file, mk_file **out)
+{
+    char path[4096];
+    if (!c->store_dir)
+        return mk_file_mem(name, out);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", c->store_dir, file) >= sizeof path)
+        return MK_EINVAL;
+    if (unlink(path) && errno != ENOENT)
+        return MK_EIO;
+    return mk_file_open(path, 1, name, out);
+}
+
 int mk_pair_open(const mk_pair_config *c, mk_pair **out)
 {
     mk_pair *p = calloc(1, sizeof *p);
@@ -1239,13 +1253,13 @@ int mk_pair_open(const mk_pair_config *c, mk_pair **out)
     p->l.pair = p;
     if (c->record && !(p->l.record = fopen(c->record, "wb")))
         return p->res.err = MK_EIO;
-    if ((rc = mk_file_mem("verify/provenance", &p->prov)) ||
-        (rc = mk_file_mem("ref/source/tree", &p->stree)))
+    if ((rc = side_file(c, "verify/provenance", "provenance", &p->prov)) ||
+        (rc = side_file(c, "ref/source/tree", "source.mkt", &p->stree)))
         return rc;
     /* A crashable source fails every call once it is dead; its volume is
      * never rolled back (a process crash leaves the page cache). */
     rc = c->crashable ? mk_file_mem_crashable("ref/source/store", &p->sclk, &p->store)
-                      : mk_file_mem("ref/source/store", &p->store);
+                      : side_file(c, "ref/source/store", "source.img", &p->store);
     if (rc || (rc = source_start(p)) || (rc = link_open(&p->l)))
         return rc;
     mk_checker_config cc = {c->nblocks, c->block_size, c->scrub_per_cp, p->prov,

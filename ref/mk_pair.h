@@ -49,6 +49,10 @@ typedef struct mk_pair_config {
     uint64_t volume_id, source_id;
     const char *record;       /* save the source->destination stream here */
     const char *workdir;      /* pipe/tcp: where the destination's files go */
+    /* Where the source's volume, its Merkle tree and the verifier's
+     * provenance live, as sparse files created afresh (NULL: in memory).
+     * With it, memory measures the engines, not the volume's data. */
+    const char *store_dir;
     const char *connect;      /* connect: the destination's address */
     const char *verify_image; /* connect: the destination's mirror, if local */
     uint32_t reconnect_timeout_s;

@@ -11,11 +11,13 @@
  */
 #include "mk_bench.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -154,36 +156,216 @@ static int run_bandwidth(int wl, const mk_pair_config *base, const char *dir, bw
     return rc;
 }
 
+/* ---- scale: memory follows dirty data, not volume size ------------------------ */
+
+/* One scale run's figures, measured in a child process so that each run's
+ * peak RSS is its own. */
+typedef struct scale_row {
+    uint64_t nblocks, writes_per_cp;
+    uint32_t cps;
+    long src_rss_kib, dest_rss_kib; /* peak resident set sizes */
+    double ms_per_cp;
+    int err;
+} scale_row;
+
+/* The pair over a pipe to a forked destination, every file on disk and
+ * sparse: the source's volume, tree and provenance (store_dir) and the
+ * destination's mirror, log and tree (workdir).  Sequential 64 KiB writes;
+ * no final full check, which would read every block of the volume. */
+static void run_scale(const char *dir, scale_row *row)
+{
+    int fd[2];
+    row->err = MK_EIO;
+    if (pipe(fd))
+        return;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        mk_pair_config cfg;
+        mk_pair_result res;
+        mk_pair_defaults(&cfg);
+        cfg.nblocks = row->nblocks;
+        cfg.block_size = 4096;
+        cfg.mode = MK_MODE_SYNC;
+        cfg.workload = MK_WL_SEQ;
+        cfg.transport = MK_T_PIPE;
+        cfg.cps = row->cps;
+        cfg.writes_per_cp = row->writes_per_cp;
+        cfg.verify = MK_VERIFY_OFF;
+        cfg.workdir = dir;
+        cfg.store_dir = dir;
+        cfg.out = NULL;
+        scale_row r = *row;
+        r.err = mk_pair_run(&cfg, &res);
+        struct rusage self, kids;
+        getrusage(RUSAGE_SELF, &self);
+        getrusage(RUSAGE_CHILDREN, &kids);
+        r.src_rss_kib = self.ru_maxrss;
+        r.dest_rss_kib = kids.ru_maxrss;
+        r.ms_per_cp = (double)res.run_ns / 1e6 / r.cps;
+        ssize_t w = write(fd[1], &r, sizeof r);
+        _exit(w == (ssize_t)sizeof r ? 0 : 1);
+    }
+    close(fd[1]);
+    scale_row r;
+    ssize_t n = pid > 0 ? read(fd[0], &r, sizeof r) : -1;
+    close(fd[0]);
+    int st;
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    if (n == (ssize_t)sizeof r)
+        *row = r;
+}
+
+/* Removes the files a run left in dir (the volume, logs, trees). */
+static void empty_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1400];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' && snprintf(path, sizeof path, "%.1100s/%.255s", dir, e->d_name) > 0)
+            unlink(path);
+    if (d)
+        closedir(d);
+}
+
+static int bench_scale(const char *dir, FILE *csv)
+{
+    /* 64 MiB of dirty data per CP (1024 writes of 16 blocks); then the
+     * same volume with 4x and 16x the dirty data per CP. */
+    static const struct { uint64_t nblocks, writes; uint32_t cps; } runs[] = {
+        {1u << 14, 1024, 10}, {1ull << 28, 1024, 10}, {1ull << 28, 256, 4},
+        {1ull << 28, 1024, 4}, {1ull << 28, 4096, 4}};
+    printf("\nscale: sync mode over a pipe to a forked destination, every file sparse on disk\n");
+    printf("%-9s %9s %11s %14s %14s %10s\n", "volume", "CPs", "MiB per CP", "source RSS MiB",
+           "dest RSS MiB", "ms per CP");
+    double base_ms = 0;
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        scale_row r = {runs[i].nblocks, runs[i].writes, runs[i].cps, 0, 0, 0, 0};
+        run_scale(dir, &r);
+        empty_dir(dir);
+        if (r.err) {
+            fprintf(stderr, "mirrorkit bench: scale run: %s: %s\n", mk_errname(r.err), mk_strerror(r.err));
+            return r.err;
+        }
+        double vol_gib = (double)r.nblocks * 4096 / (1024.0 * 1024 * 1024);
+        double per_cp = (double)r.writes_per_cp * 16 * 4096 / (1024.0 * 1024);
+        char vol[32];
+        if (vol_gib >= 1024)
+            snprintf(vol, sizeof vol, "%.0f TiB", vol_gib / 1024);
+        else
+            snprintf(vol, sizeof vol, "%.0f MiB", vol_gib * 1024);
+        printf("%-9s %9u %11.0f %14.1f %14.1f %10.1f", vol, r.cps, per_cp, r.src_rss_kib / 1024.0,
+               r.dest_rss_kib / 1024.0, r.ms_per_cp);
+        if (i == 2)
+            base_ms = r.ms_per_cp;
+        if (i > 2 && base_ms > 0)
+            printf("   %.2f x the 16 MiB run", r.ms_per_cp / base_ms);
+        printf("\n");
+        if (csv)
+            fprintf(csv, "scale,%llu,%u,%llu,%ld,%ld,%.3f\n", (unsigned long long)r.nblocks, r.cps,
+                    (unsigned long long)(r.writes_per_cp * 16 * 4096), r.src_rss_kib, r.dest_rss_kib,
+                    r.ms_per_cp);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* The bandwidth table, and its CSV in csv_dir if given. */
+static int bench_bandwidth(const mk_pair_config *base, const char *dir, const char *csv_dir, int *missed)
+{
+    static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK, MK_WL_SMALL, MK_WL_MIXED, MK_WL_HOT};
+    bw_row rows[sizeof wls / sizeof wls[0]];
+    int rc = 0;
+    printf("bandwidth (SPEC.md 11): %llu x 4096-byte volume (%.0f MiB), sync mode, %u CPs x %llu "
+           "writes, seed %llu\n",
+           (unsigned long long)base->nblocks, mib(base->nblocks * 4096), base->cps,
+           (unsigned long long)base->writes_per_cp, (unsigned long long)base->seed);
+    printf("%-7s %10s %10s %11s %10s %10s %9s %10s %10s %10s %9s\n", "workload", "client MiB", "wire MiB",
+           "wire/client", "CP MiB", "naive MiB", "CP/naive", "REF/naive", "rsync MiB", "wire/rsync",
+           "CP/rsync");
+    for (size_t i = 0; i < sizeof wls / sizeof wls[0] && !rc; i++) {
+        bw_row *r = &rows[i];
+        if ((rc = run_bandwidth(wls[i], base, dir, r)))
+            break;
+        double wc = ratio(r->wire, r->client), rn = ratio(r->ref, r->ref_naive);
+        printf("%-8s %10.2f %10.2f %11.3f %10.2f %10.2f %8.2f%% %9.3f%% %10.2f %10.3f %9.3f\n",
+               r->workload, mib(r->client), mib(r->wire), wc, mib(r->cp_phase), mib(r->naive),
+               100 * ratio(r->cp_phase, r->naive), 100 * rn, mib(r->rsync_sent),
+               ratio(r->wire, r->rsync_sent), ratio(r->cp_phase, r->rsync_sent));
+        if (r->ref_naive && rn > 0.01) {
+            printf("  target missed: REF bytes are %.3f%% of naive for wholly modified blocks (at most 1%%)\n", 100 * rn);
+            *missed = 1;
+        }
+        if (r->full_block && wc > 1.02) {
+            printf("  target missed: wire is %.3f x client for a full-block workload (at most 1.02)\n", wc);
+            *missed = 1;
+        }
+        fflush(stdout);
+    }
+    if (rc)
+        return rc;
+    printf("wire = LOG + CP + session bytes; CP = the CP phase (DATA, REF, BEGIN, COMMIT); naive = every\n"
+           "dirty block sent whole at the CP; REF/naive = REF bytes against the wholly modified blocks\n"
+           "sent whole; rsync MiB = total bytes rsync sent to resync each CP image from the previous\n"
+           "(wire/rsync counts the log stream too, which gives sync mode its durability; rsync has none).\n");
+    if (!csv_dir)
+        return 0;
+    char path[1200];
+    snprintf(path, sizeof path, "%.1100s/bandwidth.csv", csv_dir);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return MK_EIO;
+    fprintf(f, "section,workload,client_bytes,wire_bytes,cp_phase_bytes,naive_bytes,ref_bytes,"
+               "ref_naive_bytes,rsync_literal_bytes,rsync_sent_bytes\n");
+    for (size_t i = 0; i < sizeof wls / sizeof wls[0]; i++)
+        fprintf(f, "bandwidth,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", rows[i].workload,
+                (unsigned long long)rows[i].client, (unsigned long long)rows[i].wire,
+                (unsigned long long)rows[i].cp_phase, (unsigned long long)rows[i].naive,
+                (unsigned long long)rows[i].ref, (unsigned long long)rows[i].ref_naive,
+                (unsigned long long)rows[i].rsync_literal, (unsigned long long)rows[i].rsync_sent);
+    return fclose(f) ? MK_EIO : 0;
+}
+
 static void bench_help(void)
 {
-    printf("usage: mirrorkit bench [--csv FILE] [--blocks N] [--cps N] [--writes N] [--seed S]\n"
+    printf("usage: mirrorkit bench [--section bandwidth|scale] [--csv DIR] [--blocks N] [--cps N]\n"
+           "                       [--writes N] [--seed S]\n"
            "\n"
-           "Measures the pair against baselines taken in the same run.  Today: the\n"
-           "bandwidth saving (SPEC.md section 11).  For each workload - seq (full-block\n"
+           "Measures the pair against baselines taken in the same run.\n"
+           "\n"
+           "bandwidth (SPEC.md section 11): for each workload - seq (full-block\n"
            "sequential), block (random 4 KiB), small (random 512-byte partial), mixed\n"
            "(70%% whole / 30%% unaligned) and hot (overwrites of a hot 10%%) - the pair\n"
            "runs in sync mode over the simulated link, and after every CP rsync\n"
            "(--inplace --no-whole-file) resyncs a copy of the previous CP image to it.\n"
+           "Targets (exit 1 if missed): CP-phase bytes of wholly modified blocks at\n"
+           "most 1%% of a naive full-block CP; total wire bytes at most 1.02 x client\n"
+           "bytes for full-block workloads.  Needs rsync.\n"
            "\n"
-           "  --csv FILE   also write the table as CSV\n"
-           "  --blocks N   volume blocks of 4096 bytes (default 16384: 64 MiB)\n"
-           "  --cps N      CPs per workload (default 10)\n"
-           "  --writes N   writes per CP (default 1000)\n"
-           "  --seed S     workload seed (default 1)\n"
+           "scale: peak RSS of the source and of the forked destination, every file\n"
+           "sparse on disk, for a 64 MiB and a 1 TiB volume with 64 MiB of dirty data\n"
+           "per CP, and the time per CP with 16, 64 and 256 MiB of dirty data.\n"
            "\n"
-           "Targets (checked, exit 1 if missed): CP-phase bytes of wholly modified\n"
-           "blocks at most 1%% of a naive full-block CP; total wire bytes at most\n"
-           "1.02 x client bytes for full-block workloads.  Needs rsync.\n");
+           "  --section S  only this section (default: both)\n"
+           "  --csv DIR    also write DIR/bandwidth.csv and DIR/scale.csv\n"
+           "  --blocks N   bandwidth: volume blocks of 4096 bytes (default 16384: 64 MiB)\n"
+           "  --cps N      bandwidth: CPs per workload (default 10)\n"
+           "  --writes N   bandwidth: writes per CP (default 1000)\n"
+           "  --seed S     bandwidth: workload seed (default 1)\n");
 }
 
-enum { O_CSV = 256, O_BLOCKS, O_CPS, O_WRITES, O_SEED, O_HELP };
+enum { O_CSV = 256, O_BLOCKS, O_CPS, O_WRITES, O_SEED, O_SECTION, O_HELP };
 
 int mk_cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {{"csv", 1, 0, O_CSV},       {"blocks", 1, 0, O_BLOCKS},
                                          {"cps", 1, 0, O_CPS},       {"writes", 1, 0, O_WRITES},
                                          {"seed", 1, 0, O_SEED},     {"help", 0, 0, O_HELP},
-                                         {0, 0, 0, 0}};
+                                         {"section", 1, 0, O_SECTION}, {0, 0, 0, 0}};
+    int want_bw = 1, want_scale = 1;
     const char *csv = NULL;
     uint64_t blocks = 16384, cps = 10, writes = 1000, seed = 1;
     int o;
@@ -208,13 +390,19 @@ int mk_cmd_bench(int argc, char **argv)
             if (mk_parse_u64(optarg, &seed))
                 return mk_usage_error("bench", "--seed needs an integer, not '%s'", optarg);
             break;
+        case O_SECTION:
+            want_bw = strcmp(optarg, "bandwidth") == 0;
+            want_scale = strcmp(optarg, "scale") == 0;
+            if (!want_bw && !want_scale)
+                return mk_usage_error("bench", "--section must be bandwidth or scale, not '%s'", optarg);
+            break;
         case O_HELP: bench_help(); return EXIT_OK;
         default: return mk_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return mk_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (system("rsync --version >/dev/null 2>&1") != 0) {
+    if (want_bw && system("rsync --version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "mirrorkit bench: MK_EUSAGE: rsync is needed for the baseline (make deps installs it)\n");
         return EXIT_USAGE;
     }
@@ -235,62 +423,31 @@ int mk_cmd_bench(int argc, char **argv)
     base.seed = seed;
     base.out = NULL;
 
-    static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK, MK_WL_SMALL, MK_WL_MIXED, MK_WL_HOT};
-    bw_row rows[sizeof wls / sizeof wls[0]];
+    FILE *f_scale = NULL;
+    if (csv && (mkdir(csv, 0755) && errno != EEXIST)) {
+        fprintf(stderr, "mirrorkit bench: MK_EIO: cannot create %s\n", csv);
+        rmdir(dir);
+        return EXIT_IO;
+    }
     int rc = 0, missed = 0;
-    printf("bandwidth (SPEC.md 11): %llu x 4096-byte volume (%.0f MiB), sync mode, %llu CPs x %llu "
-           "writes, seed %llu\n",
-           (unsigned long long)blocks, mib(blocks * 4096), (unsigned long long)cps,
-           (unsigned long long)writes, (unsigned long long)seed);
-    printf("%-7s %10s %10s %11s %10s %10s %9s %10s %10s %10s %9s\n", "workload", "client MiB", "wire MiB",
-           "wire/client", "CP MiB", "naive MiB", "CP/naive", "REF/naive", "rsync MiB", "wire/rsync",
-           "CP/rsync");
-    for (size_t i = 0; i < sizeof wls / sizeof wls[0] && !rc; i++) {
-        bw_row *r = &rows[i];
-        if ((rc = run_bandwidth(wls[i], &base, dir, r)))
-            break;
-        double wc = ratio(r->wire, r->client), rn = ratio(r->ref, r->ref_naive);
-        printf("%-8s %10.2f %10.2f %11.3f %10.2f %10.2f %8.2f%% %9.3f%% %10.2f %10.3f %9.3f\n",
-               r->workload, mib(r->client), mib(r->wire), wc, mib(r->cp_phase), mib(r->naive),
-               100 * ratio(r->cp_phase, r->naive), 100 * rn, mib(r->rsync_sent),
-               ratio(r->wire, r->rsync_sent), ratio(r->cp_phase, r->rsync_sent));
-        if (r->ref_naive && rn > 0.01) {
-            printf("  target missed: REF bytes are %.3f%% of naive for wholly modified blocks (at most 1%%)\n", 100 * rn);
-            missed = 1;
-        }
-        if (r->full_block && wc > 1.02) {
-            printf("  target missed: wire is %.3f x client for a full-block workload (at most 1.02)\n", wc);
-            missed = 1;
-        }
-        fflush(stdout);
+    if (want_bw && (rc = bench_bandwidth(&base, dir, csv, &missed)) == 0 && want_scale)
+        printf("\n");
+    if (!rc && want_scale) {
+        char path[1200];
+        snprintf(path, sizeof path, "%.1100s/scale.csv", csv ? csv : "");
+        if (csv && !(f_scale = fopen(path, "w")))
+            rc = MK_EIO;
+        if (f_scale)
+            fprintf(f_scale, "section,nblocks,cps,dirty_bytes_per_cp,source_rss_kib,dest_rss_kib,ms_per_cp\n");
+        if (!rc)
+            rc = bench_scale(dir, f_scale);
+        if (f_scale && fclose(f_scale) && !rc)
+            rc = MK_EIO;
     }
     rmdir(dir);
     if (rc) {
         fprintf(stderr, "mirrorkit bench: %s: %s\n", mk_errname(rc), mk_strerror(rc));
         return mk_exit_code(rc);
-    }
-    printf("wire = LOG + CP + session bytes; CP = the CP phase (DATA, REF, BEGIN, COMMIT); naive = every\n"
-           "dirty block sent whole at the CP; REF/naive = REF bytes against the wholly modified blocks\n"
-           "sent whole; rsync MiB = total bytes rsync sent to resync each CP image from the previous\n"
-           "(wire/rsync counts the log stream too, which gives sync mode its durability; rsync has none).\n");
-    if (csv) {
-        FILE *f = fopen(csv, "w");
-        if (!f) {
-            fprintf(stderr, "mirrorkit bench: MK_EIO: cannot write %s\n", csv);
-            return EXIT_IO;
-        }
-        fprintf(f, "section,workload,client_bytes,wire_bytes,cp_phase_bytes,naive_bytes,ref_bytes,"
-                   "ref_naive_bytes,rsync_literal_bytes,rsync_sent_bytes\n");
-        for (size_t i = 0; i < sizeof wls / sizeof wls[0]; i++)
-            fprintf(f, "bandwidth,%s,%llu,%llu,%llu,%llu,%llu,%llu,%llu,%llu\n", rows[i].workload,
-                    (unsigned long long)rows[i].client, (unsigned long long)rows[i].wire,
-                    (unsigned long long)rows[i].cp_phase, (unsigned long long)rows[i].naive,
-                    (unsigned long long)rows[i].ref, (unsigned long long)rows[i].ref_naive,
-                    (unsigned long long)rows[i].rsync_literal, (unsigned long long)rows[i].rsync_sent);
-        if (fclose(f)) {
-            fprintf(stderr, "mirrorkit bench: MK_EIO: cannot write %s\n", csv);
-            return EXIT_IO;
-        }
     }
     return missed ? EXIT_VERIFY : EXIT_OK;
 }
