@@ -213,10 +213,12 @@ mutants: all
 	@MIRRORKIT=$(MIRRORKIT) B=$(B) CC="$(CC)" MK_CFLAGS="$(ALL_CFLAGS)" MK_LIBS="$(LDLIBS_MK)" \
 	  MK_OBJS="$(LIB_OBJS) $(BIN_OBJS)" sh verify/mutants.sh $(MUTANT)
 
-# mirrorkit bench: the measurements of README.md's "Performance", with their
-# baselines taken in the same run; the table on stdout, CSV in build/.
+# The measurements of README.md's "Performance", each with its baseline
+# taken in the same run: mirrorkit bench (tables on stdout, CSV in
+# $(B)/bench/) and the verifier against cmp and xxhsum.
 bench: all
-	./$(MIRRORKIT) bench --csv $(B)/bench.csv
+	./$(MIRRORKIT) bench --csv $(B)/bench
+	MIRRORKIT=$(MIRRORKIT) sh verify/bench_verify.sh 3
 
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
