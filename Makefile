@@ -217,7 +217,7 @@ mutants: all
 # taken in the same run: mirrorkit bench (tables on stdout, CSV in
 # $(B)/bench/) and the verifier against cmp and xxhsum.
 bench: all
-	./$(MIRRORKIT) bench --csv $(B)/bench
+	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp} ) ./$(MIRRORKIT) bench --csv $(B)/bench
 	MIRRORKIT=$(MIRRORKIT) sh verify/bench_verify.sh 3
 
 # Debian packages the build and the tests need.  As root they are

@@ -15,9 +15,11 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,6 +27,7 @@
 #include "mk_cli.h"
 #include "mk_err.h"
 #include "mk_file.h"
+#include "mk_net.h"
 #include "mk_pair.h"
 #include "mk_wire.h"
 #include "mk_workload.h"
@@ -156,6 +159,172 @@ static int run_bandwidth(int wl, const mk_pair_config *base, const char *dir, bw
     return rc;
 }
 
+/* ---- throughput: the pair against the raw transport ------------------------ */
+
+/* Removes the files a run left in dir (the volume, logs, trees). */
+static void empty_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[1400];
+    while (d && (e = readdir(d)))
+        if (e->d_name[0] != '.' && snprintf(path, sizeof path, "%.1100s/%.255s", dir, e->d_name) > 0)
+            unlink(path);
+    if (d)
+        closedir(d);
+}
+
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Reads until n bytes came, then answers one byte: the far end of a raw
+ * transfer. */
+static void raw_sink(int fd, uint64_t n)
+{
+    static uint8_t buf[1u << 16];
+    while (n) {
+        ssize_t r = read(fd, buf, n < sizeof buf ? (size_t)n : sizeof buf);
+        if (r <= 0)
+            _exit(1);
+        n -= (uint64_t)r;
+    }
+    _exit(write(fd, buf, 1) == 1 ? 0 : 1);
+}
+
+/* Bytes per second of n bytes in 64 KiB writes through a socketpair (tcp
+ * 0) or loopback TCP (tcp 1) to a forked reader, until it answers: the
+ * physical limit of the pair's transport on this machine, now. */
+static double raw_bps(int tcp, uint64_t n)
+{
+    static uint8_t buf[1u << 16];
+    int sv[2] = {-1, -1}, lfd = -1;
+    uint16_t port = 0;
+    char addr[32];
+    if (tcp) {
+        if (mk_net_listen("127.0.0.1:0", &lfd, &port))
+            return 0;
+        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    } else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+        return 0;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = sv[1];
+        if (tcp && mk_net_connect(addr, &fd))
+            _exit(1);
+        raw_sink(fd, n);
+    }
+    int fd = tcp ? accept(lfd, NULL, NULL) : sv[0];
+    if (!tcp)
+        close(sv[1]);
+    double bps = 0;
+    if (pid > 0 && fd >= 0) {
+        uint64_t t0 = now_ns(), left = n;
+        while (left) {
+            ssize_t w = write(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
+            if (w <= 0)
+                break;
+            left -= (uint64_t)w;
+        }
+        uint8_t b;
+        if (!left && read(fd, &b, 1) == 1)
+            bps = (double)n / ((double)(now_ns() - t0) / 1e9);
+    }
+    if (fd >= 0)
+        close(fd);
+    if (lfd >= 0)
+        close(lfd);
+    int st;
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    return bps;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+#define ROUNDS 3
+
+/* The pair's client throughput, bytes per second, median of ROUNDS runs;
+ * *client is the client bytes of one run. */
+static int pair_bps(const mk_pair_config *cfg, double *bps, uint64_t *client)
+{
+    double v[ROUNDS];
+    for (int i = 0; i < ROUNDS; i++) {
+        mk_pair_result res;
+        empty_dir(cfg->workdir); /* every run starts a fresh pair */
+        int rc = mk_pair_run(cfg, &res);
+        if (rc)
+            return rc;
+        *client = res.stats.client_bytes;
+        v[i] = (double)res.stats.client_bytes / ((double)res.run_ns / 1e9);
+    }
+    qsort(v, ROUNDS, sizeof v[0], dbl_cmp);
+    *bps = v[ROUNDS / 2];
+    return 0;
+}
+
+/*
+ * Every mode over both transports, full-block sequential (16 blocks a
+ * write) and random 4 KiB writes, next to the raw transport carrying the
+ * same number of bytes in the same run.  The destination's files and the
+ * source's volume live in dir (a tmpfs when TMPDIR is one): the figure is
+ * the protocol's and the transport's, not a disk's.
+ */
+static int bench_throughput(const char *dir, FILE *csv)
+{
+    static const int modes[] = {MK_MODE_SYNC, MK_MODE_SEMI, MK_MODE_ASYNC};
+    static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK};
+    static const int transports[] = {MK_T_PIPE, MK_T_TCP};
+    printf("throughput: 64 MiB volume, 4 KiB blocks, median of %d runs, files in %s\n", ROUNDS, dir);
+    printf("%-9s %-10s %-6s %12s %12s %9s\n", "transport", "mode", "load", "pair MB/s", "raw MB/s",
+           "pair/raw");
+    for (size_t t = 0; t < sizeof transports / sizeof transports[0]; t++)
+        for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++)
+            for (size_t w = 0; w < sizeof wls / sizeof wls[0]; w++) {
+                mk_pair_config cfg;
+                mk_pair_defaults(&cfg);
+                cfg.nblocks = 16384;
+                cfg.block_size = 4096;
+                cfg.mode = modes[m];
+                cfg.workload = wls[w];
+                cfg.transport = transports[t];
+                cfg.cps = 4;
+                cfg.writes_per_cp = wls[w] == MK_WL_SEQ ? 1024 : 8192;
+                cfg.verify = MK_VERIFY_OFF;
+                cfg.workdir = dir;
+                cfg.store_dir = dir;
+                cfg.out = NULL;
+                double pair, raw[ROUNDS];
+                uint64_t client = 0;
+                int rc = pair_bps(&cfg, &pair, &client);
+                empty_dir(dir);
+                if (rc)
+                    return rc;
+                for (int i = 0; i < ROUNDS; i++)
+                    raw[i] = raw_bps(transports[t] == MK_T_TCP, client);
+                qsort(raw, ROUNDS, sizeof raw[0], dbl_cmp);
+                printf("%-9s %-10s %-6s %12.1f %12.1f %9.3f\n", mk_transport_name(transports[t]),
+                       mk_mode_name(modes[m]), mk_workload_name(wls[w]), pair / 1e6,
+                       raw[ROUNDS / 2] / 1e6, raw[ROUNDS / 2] > 0 ? pair / raw[ROUNDS / 2] : 0.0);
+                if (csv)
+                    fprintf(csv, "throughput,%s,%s,%s,%llu,%.0f,%.0f\n", mk_transport_name(transports[t]),
+                            mk_mode_name(modes[m]), mk_workload_name(wls[w]),
+                            (unsigned long long)client, pair, raw[ROUNDS / 2]);
+                fflush(stdout);
+            }
+    return 0;
+}
+
 /* ---- scale: memory follows dirty data, not volume size ------------------------ */
 
 /* One scale run's figures, measured in a child process so that each run's
@@ -216,19 +385,6 @@ static void run_scale(const char *dir, scale_row *row)
         waitpid(pid, &st, 0);
     if (n == (ssize_t)sizeof r)
         *row = r;
-}
-
-/* Removes the files a run left in dir (the volume, logs, trees). */
-static void empty_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    char path[1400];
-    while (d && (e = readdir(d)))
-        if (e->d_name[0] != '.' && snprintf(path, sizeof path, "%.1100s/%.255s", dir, e->d_name) > 0)
-            unlink(path);
-    if (d)
-        closedir(d);
 }
 
 static int bench_scale(const char *dir, FILE *csv)
@@ -331,10 +487,15 @@ static int bench_bandwidth(const mk_pair_config *base, const char *dir, const ch
 
 static void bench_help(void)
 {
-    printf("usage: mirrorkit bench [--section bandwidth|scale] [--csv DIR] [--blocks N] [--cps N]\n"
-           "                       [--writes N] [--seed S]\n"
+    printf("usage: mirrorkit bench [--section throughput|bandwidth|scale] [--csv DIR] [--blocks N]\n"
+           "                       [--cps N] [--writes N] [--seed S]\n"
            "\n"
            "Measures the pair against baselines taken in the same run.\n"
+           "\n"
+           "throughput: client MB/s of the pair in every mode over a socketpair to a\n"
+           "forked destination (pipe) and over loopback TCP, for sequential 64 KiB and\n"
+           "random 4 KiB writes, next to the raw transport carrying the same number of\n"
+           "bytes (median of 3 each); files in $TMPDIR (use a tmpfs to leave disks out).\n"
            "\n"
            "bandwidth (SPEC.md section 11): for each workload - seq (full-block\n"
            "sequential), block (random 4 KiB), small (random 512-byte partial), mixed\n"
@@ -350,7 +511,7 @@ static void bench_help(void)
            "per CP, and the time per CP with 16, 64 and 256 MiB of dirty data.\n"
            "\n"
            "  --section S  only this section (default: both)\n"
-           "  --csv DIR    also write DIR/bandwidth.csv and DIR/scale.csv\n"
+           "  --csv DIR    also write DIR/throughput.csv, bandwidth.csv and scale.csv\n"
            "  --blocks N   bandwidth: volume blocks of 4096 bytes (default 16384: 64 MiB)\n"
            "  --cps N      bandwidth: CPs per workload (default 10)\n"
            "  --writes N   bandwidth: writes per CP (default 1000)\n"
@@ -365,7 +526,7 @@ int mk_cmd_bench(int argc, char **argv)
                                          {"cps", 1, 0, O_CPS},       {"writes", 1, 0, O_WRITES},
                                          {"seed", 1, 0, O_SEED},     {"help", 0, 0, O_HELP},
                                          {"section", 1, 0, O_SECTION}, {0, 0, 0, 0}};
-    int want_bw = 1, want_scale = 1;
+    int want_bw = 1, want_scale = 1, want_tp = 1;
     const char *csv = NULL;
     uint64_t blocks = 16384, cps = 10, writes = 1000, seed = 1;
     int o;
@@ -393,8 +554,9 @@ int mk_cmd_bench(int argc, char **argv)
         case O_SECTION:
             want_bw = strcmp(optarg, "bandwidth") == 0;
             want_scale = strcmp(optarg, "scale") == 0;
-            if (!want_bw && !want_scale)
-                return mk_usage_error("bench", "--section must be bandwidth or scale, not '%s'", optarg);
+            want_tp = strcmp(optarg, "throughput") == 0;
+            if (!want_bw && !want_scale && !want_tp)
+                return mk_usage_error("bench", "--section must be throughput, bandwidth or scale, not '%s'", optarg);
             break;
         case O_HELP: bench_help(); return EXIT_OK;
         default: return mk_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -430,7 +592,22 @@ int mk_cmd_bench(int argc, char **argv)
         return EXIT_IO;
     }
     int rc = 0, missed = 0;
-    if (want_bw && (rc = bench_bandwidth(&base, dir, csv, &missed)) == 0 && want_scale)
+    if (want_tp) {
+        char path[1200];
+        FILE *f = NULL;
+        snprintf(path, sizeof path, "%.1100s/throughput.csv", csv ? csv : "");
+        if (csv && !(f = fopen(path, "w")))
+            rc = MK_EIO;
+        if (f)
+            fprintf(f, "section,transport,mode,workload,client_bytes,pair_bytes_per_s,raw_bytes_per_s\n");
+        if (!rc)
+            rc = bench_throughput(dir, f);
+        if (f && fclose(f) && !rc)
+            rc = MK_EIO;
+        if (!rc && (want_bw || want_scale))
+            printf("\n");
+    }
+    if (!rc && want_bw && (rc = bench_bandwidth(&base, dir, csv, &missed)) == 0 && want_scale)
         printf("\n");
     if (!rc && want_scale) {
         char path[1200];
