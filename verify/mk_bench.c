@@ -304,7 +304,7 @@ static int bench_throughput(const char *dir, FILE *csv)
                 cfg.workdir = dir;
                 cfg.store_dir = dir;
                 cfg.out = NULL;
-                double pair, raw[ROUNDS];
+                double pair = 0, raw[ROUNDS];
                 uint64_t client = 0;
                 int rc = pair_bps(&cfg, &pair, &client);
                 empty_dir(dir);
