@@ -325,6 +325,188 @@ static int bench_throughput(const char *dir, FILE *csv)
     return 0;
 }
 
+/* ---- latency: sync-mode acknowledgements and CP commits --------------------- */
+
+static int u64_cmp(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile (0..1) of n sorted samples, in microseconds. */
+static double pct_us(const uint64_t *v, size_t n, double q)
+{
+    size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+    return (double)v[i < n ? i : n - 1] / 1e3;
+}
+
+/* Round trips of a LOG-sized message (a 4 KiB transfer's frame) answered
+ * with a LOG_ACK-sized one, through a socketpair or loopback TCP to a
+ * forked echo: the transport's own floor under a sync write. */
+static int raw_rtt(int tcp, size_t n, uint64_t *ns)
+{
+    enum { REQ = 4096 + MK_FRAME_OVERHEAD + MK_LOG_HDR_LEN, ACK = MK_FRAME_OVERHEAD + 8 };
+    static uint8_t buf[REQ];
+    int sv[2] = {-1, -1}, lfd = -1;
+    uint16_t port = 0;
+    char addr[32];
+    if (tcp) {
+        if (mk_net_listen("127.0.0.1:0", &lfd, &port))
+            return MK_EIO;
+        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    } else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+        return MK_EIO;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = sv[1];
+        if (tcp && mk_net_connect(addr, &fd))
+            _exit(1);
+        for (size_t i = 0; i < n; i++) {
+            for (size_t got = 0; got < REQ;) {
+                ssize_t r = read(fd, buf + got, REQ - got);
+                if (r <= 0)
+                    _exit(1);
+                got += (size_t)r;
+            }
+            if (write(fd, buf, ACK) != ACK)
+                _exit(1);
+        }
+        _exit(0);
+    }
+    int fd = tcp ? accept(lfd, NULL, NULL) : sv[0];
+    if (!tcp)
+        close(sv[1]);
+    int rc = pid > 0 && fd >= 0 ? 0 : MK_EIO;
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint64_t t0 = now_ns();
+        size_t got = 0;
+        if (write(fd, buf, REQ) != REQ)
+            rc = MK_EIO;
+        while (!rc && got < ACK) {
+            ssize_t r = read(fd, buf, ACK - got);
+            if (r <= 0)
+                rc = MK_EIO;
+            else
+                got += (size_t)r;
+        }
+        ns[i] = now_ns() - t0;
+    }
+    if (fd >= 0)
+        close(fd);
+    if (lfd >= 0)
+        close(lfd);
+    int st;
+    if (pid > 0)
+        waitpid(pid, &st, 0);
+    return rc;
+}
+
+#define LAT_WRITES 2000
+
+/*
+ * Sync mode: every random 4 KiB write waits for the LOG_ACK that covers it
+ * (5.1), so the time of one mk_pair_write is the client's acknowledgement
+ * latency.  Then CPs of 16, 256 and 4096 dirty blocks, each timed from
+ * CP_BEGIN to its CP_ACK.
+ */
+static int bench_latency(const char *dir, FILE *csv)
+{
+    static const int transports[] = {MK_T_PIPE, MK_T_TCP};
+    static const uint32_t cp_blocks[] = {16, 256, 4096};
+    uint64_t *ns = malloc(LAT_WRITES * sizeof *ns);
+    int rc = ns ? 0 : MK_ENOMEM;
+    printf("latency: sync mode, random 4 KiB writes, 64 MiB volume, files in %s\n", dir);
+    printf("%-9s %-22s %10s %10s %10s\n", "transport", "what", "p50 us", "p99 us", "p99.9 us");
+    for (size_t t = 0; t < sizeof transports / sizeof transports[0] && !rc; t++) {
+        mk_pair_config cfg;
+        mk_pair *p = NULL;
+        mk_workload w;
+        mk_pair_defaults(&cfg);
+        cfg.nblocks = 16384;
+        cfg.block_size = 4096;
+        cfg.mode = MK_MODE_SYNC;
+        cfg.transport = transports[t];
+        cfg.verify = MK_VERIFY_OFF;
+        cfg.workdir = dir;
+        cfg.store_dir = dir;
+        cfg.out = NULL;
+        empty_dir(dir);
+        if ((rc = raw_rtt(transports[t] == MK_T_TCP, LAT_WRITES, ns)))
+            break;
+        qsort(ns, LAT_WRITES, sizeof *ns, u64_cmp);
+        printf("%-9s %-22s %10.1f %10.1f %10.1f\n", mk_transport_name(transports[t]), "raw round trip",
+               pct_us(ns, LAT_WRITES, 0.5), pct_us(ns, LAT_WRITES, 0.99), pct_us(ns, LAT_WRITES, 0.999));
+        if (csv)
+            fprintf(csv, "latency,%s,raw_rtt,%u,%.1f,%.1f,%.1f\n", mk_transport_name(transports[t]),
+                    LAT_WRITES, pct_us(ns, LAT_WRITES, 0.5), pct_us(ns, LAT_WRITES, 0.99),
+                    pct_us(ns, LAT_WRITES, 0.999));
+        if ((rc = mk_workload_init(&w, MK_WL_BLOCK, 1, cfg.nblocks, cfg.block_size)))
+            break;
+        if ((rc = mk_pair_open(&cfg, &p))) {
+            mk_workload_free(&w);
+            break;
+        }
+        for (size_t i = 0; i < LAT_WRITES && !rc; i++) {
+            uint64_t off;
+            uint32_t len;
+            const uint8_t *data;
+            mk_workload_next(&w, &off, &len, &data);
+            uint64_t t0 = now_ns();
+            rc = mk_pair_write(p, off, data, len);
+            ns[i] = now_ns() - t0;
+        }
+        if (!rc) {
+            qsort(ns, LAT_WRITES, sizeof *ns, u64_cmp);
+            printf("%-9s %-22s %10.1f %10.1f %10.1f\n", mk_transport_name(transports[t]),
+                   "sync write ack", pct_us(ns, LAT_WRITES, 0.5), pct_us(ns, LAT_WRITES, 0.99),
+                   pct_us(ns, LAT_WRITES, 0.999));
+            if (csv)
+                fprintf(csv, "latency,%s,write_ack,%u,%.1f,%.1f,%.1f\n", mk_transport_name(transports[t]),
+                        LAT_WRITES, pct_us(ns, LAT_WRITES, 0.5), pct_us(ns, LAT_WRITES, 0.99),
+                        pct_us(ns, LAT_WRITES, 0.999));
+            rc = mk_pair_cp(p); /* the writes above leave CP 1 */
+        }
+        for (size_t k = 0; k < sizeof cp_blocks / sizeof cp_blocks[0] && !rc; k++) {
+            enum { CPS = 9 };
+            uint64_t cpns[CPS];
+            for (int j = 0; j < CPS && !rc; j++) {
+                for (uint32_t b = 0; b < cp_blocks[k] && !rc; b++) {
+                    uint64_t off;
+                    uint32_t len;
+                    const uint8_t *data;
+                    mk_workload_next(&w, &off, &len, &data);
+                    rc = mk_pair_write(p, off, data, len);
+                }
+                uint64_t t0 = now_ns();
+                if (!rc)
+                    rc = mk_pair_cp(p);
+                cpns[j] = now_ns() - t0;
+            }
+            if (rc)
+                break;
+            qsort(cpns, CPS, sizeof *cpns, u64_cmp);
+            char what[40];
+            snprintf(what, sizeof what, "CP of %u blocks", cp_blocks[k]);
+            printf("%-9s %-22s %10.1f %10.1f %10s\n", mk_transport_name(transports[t]), what,
+                   pct_us(cpns, CPS, 0.5), pct_us(cpns, CPS, 0.99), "-");
+            if (csv)
+                fprintf(csv, "latency,%s,cp_%u_blocks,%d,%.1f,%.1f,\n", mk_transport_name(transports[t]),
+                        cp_blocks[k], CPS, pct_us(cpns, CPS, 0.5), pct_us(cpns, CPS, 0.99));
+        }
+        if (!rc)
+            rc = mk_pair_finish(p);
+        mk_pair_result res;
+        rc = mk_pair_close(p, rc, &res);
+        mk_workload_free(&w);
+        fflush(stdout);
+    }
+    free(ns);
+    empty_dir(dir);
+    return rc;
+}
+
 /* ---- scale: memory follows dirty data, not volume size ------------------------ */
 
 /* One scale run's figures, measured in a child process so that each run's
@@ -487,8 +669,8 @@ static int bench_bandwidth(const mk_pair_config *base, const char *dir, const ch
 
 static void bench_help(void)
 {
-    printf("usage: mirrorkit bench [--section throughput|bandwidth|scale] [--csv DIR] [--blocks N]\n"
-           "                       [--cps N] [--writes N] [--seed S]\n"
+    printf("usage: mirrorkit bench [--section throughput|latency|bandwidth|scale] [--csv DIR]\n"
+           "                       [--blocks N] [--cps N] [--writes N] [--seed S]\n"
            "\n"
            "Measures the pair against baselines taken in the same run.\n"
            "\n"
@@ -496,6 +678,10 @@ static void bench_help(void)
            "forked destination (pipe) and over loopback TCP, for sequential 64 KiB and\n"
            "random 4 KiB writes, next to the raw transport carrying the same number of\n"
            "bytes (median of 3 each); files in $TMPDIR (use a tmpfs to leave disks out).\n"
+           "\n"
+           "latency: sync-mode write acknowledgement p50/p99/p99.9 over both transports,\n"
+           "next to the raw round trip of a LOG-sized message and a LOG_ACK-sized\n"
+           "answer; CP commit time (CP_BEGIN to CP_ACK) for 16, 256 and 4096 blocks.\n"
            "\n"
            "bandwidth (SPEC.md section 11): for each workload - seq (full-block\n"
            "sequential), block (random 4 KiB), small (random 512-byte partial), mixed\n"
@@ -511,7 +697,7 @@ static void bench_help(void)
            "per CP, and the time per CP with 16, 64 and 256 MiB of dirty data.\n"
            "\n"
            "  --section S  only this section (default: both)\n"
-           "  --csv DIR    also write DIR/throughput.csv, bandwidth.csv and scale.csv\n"
+           "  --csv DIR    also write DIR/<section>.csv\n"
            "  --blocks N   bandwidth: volume blocks of 4096 bytes (default 16384: 64 MiB)\n"
            "  --cps N      bandwidth: CPs per workload (default 10)\n"
            "  --writes N   bandwidth: writes per CP (default 1000)\n"
@@ -526,7 +712,7 @@ int mk_cmd_bench(int argc, char **argv)
                                          {"cps", 1, 0, O_CPS},       {"writes", 1, 0, O_WRITES},
                                          {"seed", 1, 0, O_SEED},     {"help", 0, 0, O_HELP},
                                          {"section", 1, 0, O_SECTION}, {0, 0, 0, 0}};
-    int want_bw = 1, want_scale = 1, want_tp = 1;
+    int want_bw = 1, want_scale = 1, want_tp = 1, want_lat = 1;
     const char *csv = NULL;
     uint64_t blocks = 16384, cps = 10, writes = 1000, seed = 1;
     int o;
@@ -555,8 +741,9 @@ int mk_cmd_bench(int argc, char **argv)
             want_bw = strcmp(optarg, "bandwidth") == 0;
             want_scale = strcmp(optarg, "scale") == 0;
             want_tp = strcmp(optarg, "throughput") == 0;
-            if (!want_bw && !want_scale && !want_tp)
-                return mk_usage_error("bench", "--section must be throughput, bandwidth or scale, not '%s'", optarg);
+            want_lat = strcmp(optarg, "latency") == 0;
+            if (!want_bw && !want_scale && !want_tp && !want_lat)
+                return mk_usage_error("bench", "--section must be throughput, latency, bandwidth or scale, not '%s'", optarg);
             break;
         case O_HELP: bench_help(); return EXIT_OK;
         default: return mk_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -602,6 +789,21 @@ int mk_cmd_bench(int argc, char **argv)
             fprintf(f, "section,transport,mode,workload,client_bytes,pair_bytes_per_s,raw_bytes_per_s\n");
         if (!rc)
             rc = bench_throughput(dir, f);
+        if (f && fclose(f) && !rc)
+            rc = MK_EIO;
+        if (!rc && (want_lat || want_bw || want_scale))
+            printf("\n");
+    }
+    if (!rc && want_lat) {
+        char path[1200];
+        FILE *f = NULL;
+        snprintf(path, sizeof path, "%.1100s/latency.csv", csv ? csv : "");
+        if (csv && !(f = fopen(path, "w")))
+            rc = MK_EIO;
+        if (f)
+            fprintf(f, "section,transport,what,samples,p50_us,p99_us,p999_us\n");
+        if (!rc)
+            rc = bench_latency(dir, f);
         if (f && fclose(f) && !rc)
             rc = MK_EIO;
         if (!rc && (want_bw || want_scale))
