@@ -37,21 +37,6 @@ static void scenario_help(FILE *o)
             "parsed or run (its error names FILE:LINE:COL).\n");
 }
 
-static void xml_escaped(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\n' || *s == '\t')
-                fputc(*s, f);
-        }
-    }
-}
-
 typedef struct outcome {
     const char *file;
     char name[128];
@@ -167,13 +152,13 @@ int mk_cmd_scenario(int argc, char **argv)
                 n, n - passed, 0, total / 1e3);
         for (int i = 0; i < n; i++) {
             fprintf(f, "  <testcase classname=\"scenario\" name=\"");
-            xml_escaped(f, oc[i].name);
+            mk_xml_escaped(f, oc[i].name);
             fprintf(f, "\" file=\"");
-            xml_escaped(f, oc[i].file);
+            mk_xml_escaped(f, oc[i].file);
             fprintf(f, "\" time=\"%.3f\">", oc[i].ms / 1e3);
             if (oc[i].status) {
                 fprintf(f, "\n    <%s message=\"", oc[i].status == 1 ? "failure" : "error");
-                xml_escaped(f, oc[i].why);
+                mk_xml_escaped(f, oc[i].why);
                 fprintf(f, "\"/>\n  ");
             }
             fprintf(f, "</testcase>\n");

@@ -8,6 +8,7 @@
 #define MK_CLI_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 enum { EXIT_OK = 0, EXIT_VERIFY = 1, EXIT_USAGE = 2, EXIT_IO = 3 };
 
@@ -21,5 +22,10 @@ int mk_parse_u64(const char *s, uint64_t *v);
 
 /* The exit code of a run that ended with err (SPEC.md 10.3). */
 int mk_exit_code(int err);
+
+/* Writes s as XML attribute or text content: the five markup characters
+ * escaped, control characters other than newline and tab dropped (XML 1.0
+ * cannot hold them).  For the JUnit reports of scenario and conform. */
+void mk_xml_escaped(FILE *f, const char *s);
 
 #endif

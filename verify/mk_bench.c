@@ -159,6 +159,14 @@ static int run_bandwidth(int wl, const mk_pair_config *base, const char *dir, bw
     return rc;
 }
 
+/* What every section gets: the work directory, the bandwidth section's
+ * pair configuration, and where a missed target is noted. */
+typedef struct bench_ctx {
+    const char *dir;
+    mk_pair_config base;
+    int missed;
+} bench_ctx;
+
 /* ---- throughput: the pair against the raw transport ------------------------ */
 
 /* Removes the files a run left in dir (the volume, logs, trees). */
@@ -280,11 +288,14 @@ static int pair_bps(const mk_pair_config *cfg, double *bps, uint64_t *client)
  * source's volume live in dir (a tmpfs when TMPDIR is one): the figure is
  * the protocol's and the transport's, not a disk's.
  */
-static int bench_throughput(const char *dir, FILE *csv)
+static int bench_throughput(bench_ctx *b, FILE *csv)
 {
+    const char *dir = b->dir;
     static const int modes[] = {MK_MODE_SYNC, MK_MODE_SEMI, MK_MODE_ASYNC};
     static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK};
     static const int transports[] = {MK_T_PIPE, MK_T_TCP};
+    if (csv)
+        fprintf(csv, "section,transport,mode,workload,client_bytes,pair_bytes_per_s,raw_bytes_per_s\n");
     printf("throughput: 64 MiB volume, 4 KiB blocks, median of %d runs, files in %s\n", ROUNDS, dir);
     printf("%-9s %-10s %-6s %12s %12s %9s\n", "transport", "mode", "load", "pair MB/s", "raw MB/s",
            "pair/raw");
@@ -411,12 +422,15 @@ static int raw_rtt(int tcp, size_t n, uint64_t *ns)
  * latency.  Then CPs of 16, 256 and 4096 dirty blocks, each timed from
  * CP_BEGIN to its CP_ACK.
  */
-static int bench_latency(const char *dir, FILE *csv)
+static int bench_latency(bench_ctx *b, FILE *csv)
 {
+    const char *dir = b->dir;
     static const int transports[] = {MK_T_PIPE, MK_T_TCP};
     static const uint32_t cp_blocks[] = {16, 256, 4096};
     uint64_t *ns = malloc(LAT_WRITES * sizeof *ns);
     int rc = ns ? 0 : MK_ENOMEM;
+    if (csv)
+        fprintf(csv, "section,transport,what,samples,p50_us,p99_us,p999_us\n");
     printf("latency: sync mode, random 4 KiB writes, 64 MiB volume, files in %s\n", dir);
     printf("%-9s %-22s %10s %10s %10s\n", "transport", "what", "p50 us", "p99 us", "p99.9 us");
     for (size_t t = 0; t < sizeof transports / sizeof transports[0] && !rc; t++) {
@@ -569,14 +583,17 @@ static void run_scale(const char *dir, scale_row *row)
         *row = r;
 }
 
-static int bench_scale(const char *dir, FILE *csv)
+static int bench_scale(bench_ctx *b, FILE *csv)
 {
+    const char *dir = b->dir;
     /* 64 MiB of dirty data per CP (1024 writes of 16 blocks); then the
      * same volume with 4x and 16x the dirty data per CP. */
     static const struct { uint64_t nblocks, writes; uint32_t cps; } runs[] = {
         {1u << 14, 1024, 10}, {1ull << 28, 1024, 10}, {1ull << 28, 256, 4},
         {1ull << 28, 1024, 4}, {1ull << 28, 4096, 4}};
-    printf("\nscale: sync mode over a pipe to a forked destination, every file sparse on disk\n");
+    if (csv)
+        fprintf(csv, "section,nblocks,cps,dirty_bytes_per_cp,source_rss_kib,dest_rss_kib,ms_per_cp\n");
+    printf("scale: sync mode over a pipe to a forked destination, every file sparse on disk\n");
     printf("%-9s %9s %11s %14s %14s %10s\n", "volume", "CPs", "MiB per CP", "source RSS MiB",
            "dest RSS MiB", "ms per CP");
     double base_ms = 0;
@@ -611,9 +628,11 @@ static int bench_scale(const char *dir, FILE *csv)
     return 0;
 }
 
-/* The bandwidth table, and its CSV in csv_dir if given. */
-static int bench_bandwidth(const mk_pair_config *base, const char *dir, const char *csv_dir, int *missed)
+/* The bandwidth table, and its CSV if f is given. */
+static int bench_bandwidth(bench_ctx *b, FILE *f)
 {
+    const mk_pair_config *base = &b->base;
+    const char *dir = b->dir;
     static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK, MK_WL_SMALL, MK_WL_MIXED, MK_WL_HOT};
     bw_row rows[sizeof wls / sizeof wls[0]];
     int rc = 0;
@@ -635,11 +654,11 @@ static int bench_bandwidth(const mk_pair_config *base, const char *dir, const ch
                ratio(r->wire, r->rsync_sent), ratio(r->cp_phase, r->rsync_sent));
         if (r->ref_naive && rn > 0.01) {
             printf("  target missed: REF bytes are %.3f%% of naive for wholly modified blocks (at most 1%%)\n", 100 * rn);
-            *missed = 1;
+            b->missed = 1;
         }
         if (r->full_block && wc > 1.02) {
             printf("  target missed: wire is %.3f x client for a full-block workload (at most 1.02)\n", wc);
-            *missed = 1;
+            b->missed = 1;
         }
         fflush(stdout);
     }
@@ -649,13 +668,8 @@ static int bench_bandwidth(const mk_pair_config *base, const char *dir, const ch
            "dirty block sent whole at the CP; REF/naive = REF bytes against the wholly modified blocks\n"
            "sent whole; rsync MiB = total bytes rsync sent to resync each CP image from the previous\n"
            "(wire/rsync counts the log stream too, which gives sync mode its durability; rsync has none).\n");
-    if (!csv_dir)
-        return 0;
-    char path[1200];
-    snprintf(path, sizeof path, "%.1100s/bandwidth.csv", csv_dir);
-    FILE *f = fopen(path, "w");
     if (!f)
-        return MK_EIO;
+        return 0;
     fprintf(f, "section,workload,client_bytes,wire_bytes,cp_phase_bytes,naive_bytes,ref_bytes,"
                "ref_naive_bytes,rsync_literal_bytes,rsync_sent_bytes\n");
     for (size_t i = 0; i < sizeof wls / sizeof wls[0]; i++)
@@ -664,7 +678,7 @@ static int bench_bandwidth(const mk_pair_config *base, const char *dir, const ch
                 (unsigned long long)rows[i].cp_phase, (unsigned long long)rows[i].naive,
                 (unsigned long long)rows[i].ref, (unsigned long long)rows[i].ref_naive,
                 (unsigned long long)rows[i].rsync_literal, (unsigned long long)rows[i].rsync_sent);
-    return fclose(f) ? MK_EIO : 0;
+    return 0;
 }
 
 static void bench_help(void)
@@ -712,7 +726,7 @@ int mk_cmd_bench(int argc, char **argv)
                                          {"cps", 1, 0, O_CPS},       {"writes", 1, 0, O_WRITES},
                                          {"seed", 1, 0, O_SEED},     {"help", 0, 0, O_HELP},
                                          {"section", 1, 0, O_SECTION}, {0, 0, 0, 0}};
-    int want_bw = 1, want_scale = 1, want_tp = 1, want_lat = 1;
+    const char *only = NULL; /* --section */
     const char *csv = NULL;
     uint64_t blocks = 16384, cps = 10, writes = 1000, seed = 1;
     int o;
@@ -738,12 +752,10 @@ int mk_cmd_bench(int argc, char **argv)
                 return mk_usage_error("bench", "--seed needs an integer, not '%s'", optarg);
             break;
         case O_SECTION:
-            want_bw = strcmp(optarg, "bandwidth") == 0;
-            want_scale = strcmp(optarg, "scale") == 0;
-            want_tp = strcmp(optarg, "throughput") == 0;
-            want_lat = strcmp(optarg, "latency") == 0;
-            if (!want_bw && !want_scale && !want_tp && !want_lat)
+            if (strcmp(optarg, "throughput") && strcmp(optarg, "latency") &&
+                strcmp(optarg, "bandwidth") && strcmp(optarg, "scale"))
                 return mk_usage_error("bench", "--section must be throughput, latency, bandwidth or scale, not '%s'", optarg);
+            only = optarg;
             break;
         case O_HELP: bench_help(); return EXIT_OK;
         default: return mk_usage_error("bench", "unknown or incomplete option '%s'", argv[optind - 1]);
@@ -751,7 +763,7 @@ int mk_cmd_bench(int argc, char **argv)
     }
     if (optind < argc)
         return mk_usage_error("bench", "unexpected argument '%s'", argv[optind]);
-    if (want_bw && system("rsync --version >/dev/null 2>&1") != 0) {
+    if ((!only || !strcmp(only, "bandwidth")) && system("rsync --version >/dev/null 2>&1") != 0) {
         fprintf(stderr, "mirrorkit bench: MK_EUSAGE: rsync is needed for the baseline (make deps installs it)\n");
         return EXIT_USAGE;
     }
@@ -762,65 +774,43 @@ int mk_cmd_bench(int argc, char **argv)
         fprintf(stderr, "mirrorkit bench: MK_EIO: cannot create a work directory: %s\n", strerror(errno));
         return EXIT_IO;
     }
-    mk_pair_config base;
-    mk_pair_defaults(&base);
-    base.nblocks = blocks;
-    base.block_size = 4096;
-    base.mode = MK_MODE_SYNC;
-    base.cps = (uint32_t)cps;
-    base.writes_per_cp = writes;
-    base.seed = seed;
-    base.out = NULL;
+    bench_ctx b = {dir, {0}, 0};
+    mk_pair_defaults(&b.base);
+    b.base.nblocks = blocks;
+    b.base.block_size = 4096;
+    b.base.mode = MK_MODE_SYNC;
+    b.base.cps = (uint32_t)cps;
+    b.base.writes_per_cp = writes;
+    b.base.seed = seed;
+    b.base.out = NULL;
 
-    FILE *f_scale = NULL;
     if (csv && (mkdir(csv, 0755) && errno != EEXIST)) {
         fprintf(stderr, "mirrorkit bench: MK_EIO: cannot create %s\n", csv);
         rmdir(dir);
         return EXIT_IO;
     }
-    int rc = 0, missed = 0;
-    if (want_tp) {
+    /* The sections in the order they print; each writes DIR/<name>.csv. */
+    static const struct {
+        const char *name;
+        int (*run)(bench_ctx *, FILE *);
+    } sections[] = {{"throughput", bench_throughput}, {"latency", bench_latency},
+                    {"bandwidth", bench_bandwidth},   {"scale", bench_scale}};
+    int rc = 0, first = 1;
+    for (size_t i = 0; i < sizeof sections / sizeof sections[0] && !rc; i++) {
+        if (only && strcmp(only, sections[i].name) != 0)
+            continue;
         char path[1200];
         FILE *f = NULL;
-        snprintf(path, sizeof path, "%.1100s/throughput.csv", csv ? csv : "");
-        if (csv && !(f = fopen(path, "w")))
+        snprintf(path, sizeof path, "%.1100s/%s.csv", csv ? csv : "", sections[i].name);
+        if (csv && !(f = fopen(path, "w"))) {
             rc = MK_EIO;
-        if (f)
-            fprintf(f, "section,transport,mode,workload,client_bytes,pair_bytes_per_s,raw_bytes_per_s\n");
-        if (!rc)
-            rc = bench_throughput(dir, f);
-        if (f && fclose(f) && !rc)
-            rc = MK_EIO;
-        if (!rc && (want_lat || want_bw || want_scale))
+            break;
+        }
+        if (!first)
             printf("\n");
-    }
-    if (!rc && want_lat) {
-        char path[1200];
-        FILE *f = NULL;
-        snprintf(path, sizeof path, "%.1100s/latency.csv", csv ? csv : "");
-        if (csv && !(f = fopen(path, "w")))
-            rc = MK_EIO;
-        if (f)
-            fprintf(f, "section,transport,what,samples,p50_us,p99_us,p999_us\n");
-        if (!rc)
-            rc = bench_latency(dir, f);
+        first = 0;
+        rc = sections[i].run(&b, f);
         if (f && fclose(f) && !rc)
-            rc = MK_EIO;
-        if (!rc && (want_bw || want_scale))
-            printf("\n");
-    }
-    if (!rc && want_bw && (rc = bench_bandwidth(&base, dir, csv, &missed)) == 0 && want_scale)
-        printf("\n");
-    if (!rc && want_scale) {
-        char path[1200];
-        snprintf(path, sizeof path, "%.1100s/scale.csv", csv ? csv : "");
-        if (csv && !(f_scale = fopen(path, "w")))
-            rc = MK_EIO;
-        if (f_scale)
-            fprintf(f_scale, "section,nblocks,cps,dirty_bytes_per_cp,source_rss_kib,dest_rss_kib,ms_per_cp\n");
-        if (!rc)
-            rc = bench_scale(dir, f_scale);
-        if (f_scale && fclose(f_scale) && !rc)
             rc = MK_EIO;
     }
     rmdir(dir);
@@ -828,5 +818,5 @@ int mk_cmd_bench(int argc, char **argv)
         fprintf(stderr, "mirrorkit bench: %s: %s\n", mk_errname(rc), mk_strerror(rc));
         return mk_exit_code(rc);
     }
-    return missed ? EXIT_VERIFY : EXIT_OK;
+    return b.missed ? EXIT_VERIFY : EXIT_OK;
 }

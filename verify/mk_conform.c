@@ -712,21 +712,6 @@ static const char *verdict_name(mkc_verdict v)
     return n[v];
 }
 
-static void xml_escaped(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default:
-            if ((unsigned char)*s >= 0x20 || *s == '\n' || *s == '\t')
-                fputc(*s, f);
-        }
-    }
-}
-
 static int section_matches(const char *case_sec, const char *want)
 {
     size_t n = strlen(want);
@@ -937,18 +922,18 @@ int mk_cmd_conform(int argc, char **argv)
                 result *r = &res[i];
                 fprintf(f, "  <testcase classname=\"conform.%s.%s\" name=\"", dest ? "dest" : "source",
                         level_name(sel[i]->level));
-                xml_escaped(f, sel[i]->id);
+                mk_xml_escaped(f, sel[i]->id);
                 fprintf(f, " [SPEC %s] ", sel[i]->section);
-                xml_escaped(f, sel[i]->desc);
+                mk_xml_escaped(f, sel[i]->desc);
                 fprintf(f, "\" time=\"%.3f\">", r->ms / 1e3);
                 if (r->v != MKC_PASS) {
                     fprintf(f, "\n    <%s message=\"",
                             r->v == MKC_FAIL ? "failure" : r->v == MKC_ERROR ? "error" : "skipped");
-                    xml_escaped(f, r->why);
+                    mk_xml_escaped(f, r->why);
                     fprintf(f, "\"/>");
                     if (r->err_tail[0]) {
                         fprintf(f, "\n    <system-err>");
-                        xml_escaped(f, r->err_tail);
+                        mk_xml_escaped(f, r->err_tail);
                         fprintf(f, "</system-err>");
                     }
                     fprintf(f, "\n  ");
