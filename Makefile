@@ -216,7 +216,7 @@ mutants: all
 # The measurements of README.md's "Performance", each with its baseline
 # taken in the same run: mirrorkit bench (tables on stdout, CSV in
 # $(B)/bench/) and the verifier against cmp and xxhsum.
-bench: all
+bench: all fuzz-build
 	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp} ) ./$(MIRRORKIT) bench --csv $(B)/bench
 	MIRRORKIT=$(MIRRORKIT) sh verify/bench_verify.sh 3
 

@@ -29,6 +29,7 @@
 #include "mk_file.h"
 #include "mk_net.h"
 #include "mk_pair.h"
+#include "mk_sim.h"
 #include "mk_wire.h"
 #include "mk_workload.h"
 
@@ -681,9 +682,74 @@ static int bench_bandwidth(bench_ctx *b, FILE *f)
     return 0;
 }
 
+/* ---- speed: the simulator and the fuzz harnesses ----------------------------- */
+
+/* execs_per_sec of a short afl-fuzz run of build/fuzz-afl/fuzz/<t>, or -1
+ * if afl-fuzz or the harness is missing (make fuzz-build). */
+static double fuzz_execs(const char *t, const char *dir)
+{
+    char bin[256], cmd[2600], stats[1300], line[256];
+    snprintf(bin, sizeof bin, "build/fuzz-afl/fuzz/%s", t);
+    if (access(bin, X_OK) || system("command -v afl-fuzz >/dev/null 2>&1"))
+        return -1;
+    int mut = !strcmp(t, "fuzz_log") || !strcmp(t, "fuzz_sync") || !strcmp(t, "fuzz_source");
+    snprintf(cmd, sizeof cmd,
+             "AFL_SKIP_CPUFREQ=1 AFL_NO_UI=1 AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 %s "
+             "afl-fuzz -i fuzz/corpus/%s -o '%.1000s/%s' -x fuzz/%s.dict -V 10 -- %s >/dev/null 2>&1",
+             mut ? "AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so" : "", t, dir, t, t, bin);
+    if (system(cmd))
+        return -1;
+    snprintf(stats, sizeof stats, "%.1000s/%s/default/fuzzer_stats", dir, t);
+    FILE *f = fopen(stats, "r");
+    double v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "execs_per_sec", 13))
+            v = strtod(strchr(line, ':') + 1, NULL);
+    if (f)
+        fclose(f);
+    snprintf(cmd, sizeof cmd, "rm -rf '%.1000s/%s'", dir, t);
+    if (system(cmd))
+        v = -1;
+    return v;
+}
+
+/* Simulator seeds per second with one and two worker processes, and the
+ * execs per second of every fuzz harness in a 10 s afl-fuzz run. */
+static int bench_speed(bench_ctx *b, FILE *csv)
+{
+    static const char *const harnesses[] = {"fuzz_log", "fuzz_sync", "fuzz_source",
+                                            "fuzz_logstore", "fuzz_table", "fuzz_scenario"};
+    if (csv)
+        fprintf(csv, "section,what,per_second\n");
+    printf("speed: the simulator (mirrorkit sim) and the fuzz harnesses (10 s of afl-fuzz each)\n");
+    for (int jobs = 1; jobs <= 2; jobs++) {
+        mk_sim_options o = {400, 1, jobs, 0, 0, NULL};
+        mk_sim_stats st;
+        int rc = mk_sim_run(&o, &st);
+        if (rc || st.failed || st.errors)
+            return rc ? rc : MK_EVERIFY;
+        double v = (double)st.seeds / ((double)st.ns / 1e9);
+        printf("  sim, %d job%s %10.0f seeds/s\n", jobs, jobs > 1 ? "s" : " ", v);
+        if (csv)
+            fprintf(csv, "speed,sim_seeds_jobs_%d,%.1f\n", jobs, v);
+    }
+    for (size_t i = 0; i < sizeof harnesses / sizeof harnesses[0]; i++) {
+        double v = fuzz_execs(harnesses[i], b->dir);
+        if (v < 0) {
+            printf("  %-14s not measured: needs afl-fuzz and make fuzz-build\n", harnesses[i]);
+            continue;
+        }
+        printf("  %-14s %10.0f execs/s\n", harnesses[i], v);
+        if (csv)
+            fprintf(csv, "speed,%s,%.1f\n", harnesses[i], v);
+        fflush(stdout);
+    }
+    return 0;
+}
+
 static void bench_help(void)
 {
-    printf("usage: mirrorkit bench [--section throughput|latency|bandwidth|scale] [--csv DIR]\n"
+    printf("usage: mirrorkit bench [--section throughput|latency|bandwidth|scale|speed] [--csv DIR]\n"
            "                       [--blocks N] [--cps N] [--writes N] [--seed S]\n"
            "\n"
            "Measures the pair against baselines taken in the same run.\n"
@@ -710,7 +776,10 @@ static void bench_help(void)
            "sparse on disk, for a 64 MiB and a 1 TiB volume with 64 MiB of dirty data\n"
            "per CP, and the time per CP with 16, 64 and 256 MiB of dirty data.\n"
            "\n"
-           "  --section S  only this section (default: both)\n"
+           "speed: simulator seeds/s with one and two jobs, and the execs/s of every fuzz\n"
+           "harness in 10 s of afl-fuzz (needs make fuzz-build; run from the source tree).\n"
+           "\n"
+           "  --section S  only this section (default: all, in this order)\n"
            "  --csv DIR    also write DIR/<section>.csv\n"
            "  --blocks N   bandwidth: volume blocks of 4096 bytes (default 16384: 64 MiB)\n"
            "  --cps N      bandwidth: CPs per workload (default 10)\n"
@@ -753,8 +822,8 @@ int mk_cmd_bench(int argc, char **argv)
             break;
         case O_SECTION:
             if (strcmp(optarg, "throughput") && strcmp(optarg, "latency") &&
-                strcmp(optarg, "bandwidth") && strcmp(optarg, "scale"))
-                return mk_usage_error("bench", "--section must be throughput, latency, bandwidth or scale, not '%s'", optarg);
+                strcmp(optarg, "bandwidth") && strcmp(optarg, "scale") && strcmp(optarg, "speed"))
+                return mk_usage_error("bench", "--section must be throughput, latency, bandwidth, scale or speed, not '%s'", optarg);
             only = optarg;
             break;
         case O_HELP: bench_help(); return EXIT_OK;
@@ -794,7 +863,8 @@ int mk_cmd_bench(int argc, char **argv)
         const char *name;
         int (*run)(bench_ctx *, FILE *);
     } sections[] = {{"throughput", bench_throughput}, {"latency", bench_latency},
-                    {"bandwidth", bench_bandwidth},   {"scale", bench_scale}};
+                    {"bandwidth", bench_bandwidth},   {"scale", bench_scale},
+                    {"speed", bench_speed}};
     int rc = 0, first = 1;
     for (size_t i = 0; i < sizeof sections / sizeof sections[0] && !rc; i++) {
         if (only && strcmp(only, sections[i].name) != 0)
