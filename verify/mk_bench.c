@@ -21,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -858,6 +859,28 @@ int mk_cmd_bench(int argc, char **argv)
         rmdir(dir);
         return EXIT_IO;
     }
+    /* Every figure is only as good as the machine it was taken on. */
+    struct utsname u;
+    char model[128] = "?", line[256];
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    while (ci && fgets(line, sizeof line, ci))
+        if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+            snprintf(model, sizeof model, "%s", strchr(line, ':') + 2);
+            model[strcspn(model, "\n")] = 0;
+            break;
+        }
+    if (ci)
+        fclose(ci);
+    time_t now = time(NULL);
+    char day[32];
+    strftime(day, sizeof day, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+    if (uname(&u) == 0)
+        printf("machine: %s, %ld CPUs (%s), %s %s %s\n", day, sysconf(_SC_NPROCESSORS_ONLN), model,
+               u.sysname, u.release, u.machine);
+    printf("command: mirrorkit");
+    for (int i = 0; i < argc; i++)
+        printf(" %s", argv[i]);
+    printf("\n\n");
     /* The sections in the order they print; each writes DIR/<name>.csv. */
     static const struct {
         const char *name;
