@@ -1,13 +1,20 @@
 /*
- * mk_bench.c - `mirrorkit bench` (mk_bench.h).
+ * mk_bench.c - `mirrorkit bench` (mk_bench.h): each section measures the
+ * pair next to a baseline taken in the same run.
  *
- * Bandwidth (SPEC.md section 11): for each workload the pair runs in
- * process, CP by CP, and counts what the source put on the wire.  After
- * every CP the source's store - the CP image - is written to a file, and
- * rsync brings the previous CP's image up to it with its delta algorithm
- * (`--inplace --no-whole-file`), the way one would resync a mirror without
- * the log.  Both are byte counts, so they do not depend on the machine's
- * speed: the same seed gives the same table anywhere.
+ *   throughput  client MB/s of the pair, every mode, over a socketpair and
+ *               loopback TCP, against the raw transport moving as many bytes
+ *   latency     sync write acknowledgements against the raw round trip of
+ *               the same message sizes; CP commit time by CP size
+ *   bandwidth   SPEC.md section 11's byte counts per workload against rsync
+ *               resyncing the same CP images (counts: the same seed gives
+ *               the same table on any machine)
+ *   scale       peak RSS of both processes on a 1 TiB sparse volume against
+ *               a 64 MiB one; time per CP as dirty data grows
+ *   speed       simulator seeds/s and fuzz harness execs/s
+ *
+ * Timings are medians of repeated runs where a run is short; the report
+ * starts with the machine and the command that reproduces it.
  */
 #include "mk_bench.h"
 
