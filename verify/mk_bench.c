@@ -26,6 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
@@ -199,6 +201,16 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The accepting end of a raw TCP baseline: without Nagle, as the pair's
+ * connecting end is (mk_net_connect), so the floor is the transport's. */
+static int accept_nodelay(int lfd)
+{
+    int one = 1, fd = accept(lfd, NULL, NULL);
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
 /* Reads until n bytes came, then answers one byte: the far end of a raw
  * transfer. */
 static void raw_sink(int fd, uint64_t n)
@@ -237,7 +249,7 @@ static double raw_bps(int tcp, uint64_t n)
             _exit(1);
         raw_sink(fd, n);
     }
-    int fd = tcp ? accept(lfd, NULL, NULL) : sv[0];
+    int fd = tcp ? accept_nodelay(lfd) : sv[0];
     if (!tcp)
         close(sv[1]);
     double bps = 0;
@@ -395,7 +407,7 @@ static int raw_rtt(int tcp, size_t n, uint64_t *ns)
         }
         _exit(0);
     }
-    int fd = tcp ? accept(lfd, NULL, NULL) : sv[0];
+    int fd = tcp ? accept_nodelay(lfd) : sv[0];
     if (!tcp)
         close(sv[1]);
     int rc = pid > 0 && fd >= 0 ? 0 : MK_EIO;
