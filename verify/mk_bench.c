@@ -211,6 +211,43 @@ static int accept_nodelay(int lfd)
     return fd;
 }
 
+/* Forks a raw link to a child: a socketpair (tcp 0) or a loopback TCP
+ * connection (tcp 1).  Returns 0 in the child and the child's pid in the
+ * parent, each with its own end in *fd; -1 on failure (no child).  The
+ * child exits by itself; the parent closes *fd and reaps it. */
+static pid_t raw_fork(int tcp, int *fd)
+{
+    int sv[2] = {-1, -1}, lfd = -1;
+    uint16_t port = 0;
+    char addr[32];
+    if (tcp) {
+        if (mk_net_listen("127.0.0.1:0", &lfd, &port))
+            return -1;
+        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
+    } else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        *fd = sv[1];
+        if (tcp && mk_net_connect(addr, fd))
+            _exit(1);
+        return 0;
+    }
+    *fd = pid < 0 ? -1 : tcp ? accept_nodelay(lfd) : sv[0];
+    if (tcp)
+        close(lfd);
+    else
+        close(sv[1]);
+    if (pid > 0 && *fd < 0) {
+        int st;
+        waitpid(pid, &st, 0);
+        return -1;
+    }
+    return pid;
+}
+
 /* Reads until n bytes came, then answers one byte: the far end of a raw
  * transfer. */
 static void raw_sink(int fd, uint64_t n)
@@ -231,47 +268,26 @@ static void raw_sink(int fd, uint64_t n)
 static double raw_bps(int tcp, uint64_t n)
 {
     static uint8_t buf[1u << 16];
-    int sv[2] = {-1, -1}, lfd = -1;
-    uint16_t port = 0;
-    char addr[32];
-    if (tcp) {
-        if (mk_net_listen("127.0.0.1:0", &lfd, &port))
-            return 0;
-        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
-    } else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
-        return 0;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = sv[1];
-        if (tcp && mk_net_connect(addr, &fd))
-            _exit(1);
+    int fd;
+    pid_t pid = raw_fork(tcp, &fd);
+    if (pid == 0)
         raw_sink(fd, n);
-    }
-    int fd = tcp ? accept_nodelay(lfd) : sv[0];
-    if (!tcp)
-        close(sv[1]);
+    if (pid < 0)
+        return 0;
     double bps = 0;
-    if (pid > 0 && fd >= 0) {
-        uint64_t t0 = now_ns(), left = n;
-        while (left) {
-            ssize_t w = write(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
-            if (w <= 0)
-                break;
-            left -= (uint64_t)w;
-        }
-        uint8_t b;
-        if (!left && read(fd, &b, 1) == 1)
-            bps = (double)n / ((double)(now_ns() - t0) / 1e9);
+    uint64_t t0 = now_ns(), left = n;
+    while (left) {
+        ssize_t w = write(fd, buf, left < sizeof buf ? (size_t)left : sizeof buf);
+        if (w <= 0)
+            break;
+        left -= (uint64_t)w;
     }
-    if (fd >= 0)
-        close(fd);
-    if (lfd >= 0)
-        close(lfd);
+    uint8_t b;
+    if (!left && read(fd, &b, 1) == 1)
+        bps = (double)n / ((double)(now_ns() - t0) / 1e9);
+    close(fd);
     int st;
-    if (pid > 0)
-        waitpid(pid, &st, 0);
+    waitpid(pid, &st, 0);
     return bps;
 }
 
@@ -379,22 +395,9 @@ static int raw_rtt(int tcp, size_t n, uint64_t *ns)
 {
     enum { REQ = 4096 + MK_FRAME_OVERHEAD + MK_LOG_HDR_LEN, ACK = MK_FRAME_OVERHEAD + 8 };
     static uint8_t buf[REQ];
-    int sv[2] = {-1, -1}, lfd = -1;
-    uint16_t port = 0;
-    char addr[32];
-    if (tcp) {
-        if (mk_net_listen("127.0.0.1:0", &lfd, &port))
-            return MK_EIO;
-        snprintf(addr, sizeof addr, "127.0.0.1:%u", (unsigned)port);
-    } else if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv)) {
-        return MK_EIO;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
+    int fd;
+    pid_t pid = raw_fork(tcp, &fd);
     if (pid == 0) {
-        int fd = sv[1];
-        if (tcp && mk_net_connect(addr, &fd))
-            _exit(1);
         for (size_t i = 0; i < n; i++) {
             for (size_t got = 0; got < REQ;) {
                 ssize_t r = read(fd, buf + got, REQ - got);
@@ -407,10 +410,9 @@ static int raw_rtt(int tcp, size_t n, uint64_t *ns)
         }
         _exit(0);
     }
-    int fd = tcp ? accept_nodelay(lfd) : sv[0];
-    if (!tcp)
-        close(sv[1]);
-    int rc = pid > 0 && fd >= 0 ? 0 : MK_EIO;
+    if (pid < 0)
+        return MK_EIO;
+    int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
         uint64_t t0 = now_ns();
         size_t got = 0;
@@ -425,13 +427,9 @@ static int raw_rtt(int tcp, size_t n, uint64_t *ns)
         }
         ns[i] = now_ns() - t0;
     }
-    if (fd >= 0)
-        close(fd);
-    if (lfd >= 0)
-        close(lfd);
+    close(fd);
     int st;
-    if (pid > 0)
-        waitpid(pid, &st, 0);
+    waitpid(pid, &st, 0);
     return rc;
 }
 
