@@ -30,6 +30,22 @@ static uint64_t mutant_digest_step(uint64_t d, uint64_t block, uint64_t hash)
 
 enum { S_AWAIT_HELLO, S_READY };
 
+/* How the destination reads blocks back from its log: blocks that lie
+ * close together in the file (a transfer's slots, the CP_DATA records of a
+ * CP, the records of consecutive small transfers) are read with one call
+ * of up to LOG_SPAN bytes, skipping gaps of at most LOG_GAP bytes, because
+ * on a virtual machine a system call costs as much as copying tens of
+ * kilobytes.  The span buffer is the destination's only buffer for it, so
+ * memory does not grow with the size of a CP. */
+#define LOG_SPAN (1u << 20)
+#define LOG_GAP (16u << 10)
+
+/* A block to read back: where it is in the log, and which one it is. */
+typedef struct log_blk {
+    uint64_t off;
+    size_t i;
+} log_blk;
+
 /* One block staged for the open CP: where its CP content is in the log. */
 typedef struct staged {
     uint64_t block, off, hash;
@@ -50,6 +66,7 @@ struct mk_dest {
     uint64_t synced_tid;   /* highest transfer ID made durable and acked */
     mk_buf in, out;
     uint8_t *block;        /* one block of scratch */
+    uint8_t *span;         /* LOG_SPAN bytes: blocks read back from the log */
     /* the open CP */
     int cp_open, commit_seen;
     mk_cp_begin cp;
@@ -147,40 +164,116 @@ static int flush_log_acks(mk_dest *d)
     return 0;
 }
 
+static int cmp_log_blk(const void *a, const void *b)
+{
+    const log_blk *x = a, *y = b;
+    return x->off < y->off ? -1 : x->off > y->off;
+}
+
+static int ensure_span(mk_dest *d)
+{
+    if (!d->span && !(d->span = malloc(LOG_SPAN)))
+        return MK_ENOMEM;
+    return 0;
+}
+
+/* Hashes the n blocks of the log at b[k].off into h[b[k].i] (H of section
+ * 3.2) and, if leaf is given, leaf[b[k].i] (the Merkle leaf of 9.7).  b is
+ * sorted by offset here; the blocks are read in file order, spans at a
+ * time.  Storage errors as mk_logstore_read returns them. */
+static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h128 *leaf)
+{
+    uint32_t bs = d->id.block_size;
+    int rc = ensure_span(d);
+    if (rc)
+        return rc;
+    if (n > 1)
+        qsort(b, n, sizeof *b, cmp_log_blk);
+    for (size_t k = 0; k < n;) {
+        uint64_t start = b[k].off, end = start + bs;
+        size_t j = k + 1;
+        while (j < n && b[j].off >= end && b[j].off - end <= LOG_GAP &&
+               b[j].off + bs - start <= LOG_SPAN)
+            end = b[j++].off + bs;
+        if ((rc = mk_logstore_read(d->log, start, d->span, (uint32_t)(end - start))))
+            return rc;
+        for (; k < j; k++) {
+            const uint8_t *p = d->span + (b[k].off - start);
+            h[b[k].i] = mk_block_hash(p, bs);
+            if (leaf)
+                leaf[b[k].i] = mk_leaf_hash(p, bs);
+        }
+    }
+    return 0;
+}
+
 /* Copies the blocks of a committed CP from the log into the mirror and
- * makes them durable (section 7.4 steps 4-5).  Idempotent, so recovery may
- * repeat it after a crash at any point. */
-/* Copies the blocks of a committed CP from the log into the mirror and
- * makes them durable (section 7.4 step 5).  Each block read back is hashed
- * into the CP digest; it must come out as the digest computed from what
- * was verified when the CP was staged (and recorded with the redo record),
- * else the log was damaged after we wrote it.  Idempotent, so recovery may
- * repeat it after a crash at any point. */
+ * makes them durable (section 7.4 steps 5-6).  Every block is first read
+ * back and hashed into the CP digest, which must come out as the digest
+ * computed from what was verified when the CP was staged (and recorded
+ * with the redo record), else the log was damaged after we wrote it: then
+ * nothing is written.  The same read gives each block's Merkle leaf.  The
+ * writes copy runs of blocks that are neighbours both in the volume and in
+ * the log with one mk_logstore_copy_out, which between two files on one
+ * kernel never brings the bytes into this process.  Idempotent, so
+ * recovery may repeat it after a crash at any point. */
 static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_t digest)
 {
     uint32_t bs = d->id.block_size;
     uint64_t dg = 0;
-    int rc;
-    for (uint64_t i = 0; i < n; i++) {
-        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)))
-            return rc;
-        dg = mk_digest_step(dg, e[i].block, mk_block_hash(d->block, bs));
-    }
-    if (dg != digest)
-        return MK_ECORRUPT;
-    for (uint64_t i = 0; i < n; i++) {
+    int rc = 0;
+    if (n > SIZE_MAX / (sizeof(log_blk) + sizeof(uint64_t) + sizeof(mk_h128)))
+        return MK_ENOMEM;
+    log_blk *b = malloc((n ? n : 1) * sizeof *b);
+    uint64_t *h = malloc((n ? n : 1) * sizeof *h);
+    mk_h128 *leaf = malloc((n ? n : 1) * sizeof *leaf);
+    if (!b || !h || !leaf)
+        rc = MK_ENOMEM;
+    for (uint64_t i = 0; i < n && !rc; i++)
+        b[i] = (log_blk){e[i].off, (size_t)i};
+    if (!rc)
+        rc = hash_log_blocks(d, b, (size_t)n, h, leaf);
+    for (uint64_t i = 0; i < n && !rc; i++)
+        dg = mk_digest_step(dg, e[i].block, h[i]);
+    if (!rc && dg != digest)
+        rc = MK_ECORRUPT;
+    for (uint64_t i = 0; i < n && !rc;) {
+        /* A run: blocks that follow each other in the volume and lie in
+         * order within one span of the log. */
+        uint64_t start = e[i].off, end = start + bs, j = i + 1;
+        int contiguous = 1;
+        while (j < n && e[j].block == e[j - 1].block + 1 && e[j].off >= end &&
+               e[j].off - end <= LOG_GAP && e[j].off + bs - start <= LOG_SPAN) {
+            contiguous &= e[j].off == end;
+            end = e[j++].off + bs;
+        }
 #ifdef MK_MUTANT_DEST_APPLY_BY_INDEX
         /* Planted bug (verify/MUTANTS.md): the i-th block of the CP (in block
          * order) is written at i*B - the loop index, not the entry's block. */
-        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
-            (rc = mk_file_pwrite(d->mirror, d->block, bs, i * bs)) ||
+        uint64_t at = i * bs;
 #else
-        if ((rc = mk_logstore_read(d->log, e[i].off, d->block, bs)) ||
-            (rc = mk_file_pwrite(d->mirror, d->block, bs, e[i].block * bs)) ||
+        uint64_t at = e[i].block * bs;
 #endif
-            (rc = mk_merkle_set(d->tree, e[i].block, mk_leaf_hash(d->block, bs))))
-            return rc;
+        if (contiguous) {
+            /* Slots of one transfer: the kernel copies them. */
+            rc = mk_logstore_copy_out(d->log, start, end - start, d->mirror, at, d->span,
+                                      LOG_SPAN);
+        } else if ((rc = mk_logstore_read(d->log, start, d->span, (uint32_t)(end - start))) == 0) {
+            /* Records with headers between their blocks (CP_DATA, small
+             * transfers): the blocks are closed up in the span and written
+             * with one call. */
+            for (uint64_t k = i; k < j; k++)
+                memmove(d->span + (k - i) * bs, d->span + (e[k].off - start), bs);
+            rc = mk_file_pwrite(d->mirror, d->span, (size_t)(j - i) * bs, at);
+        }
+        for (; i < j && !rc; i++)
+            rc = mk_merkle_set(d->tree, e[i].block, leaf[i]);
     }
+    free(b);
+    free(h);
+    free(leaf);
+    if (rc)
+        return rc;
     /* The tree follows the mirror and is durable before CP_APPLIED, so a
      * crash in between is repaired by the same redo. */
     if ((rc = mk_file_sync(d->mirror)) || (rc = mk_merkle_commit(d->tree)))
@@ -307,6 +400,7 @@ void mk_dest_free(mk_dest *d)
 #endif
     free(d->st);
     free(d->block);
+    free(d->span);
     free(d);
 }
 
@@ -582,9 +676,12 @@ static int on_cp_data(mk_dest *d, const mk_frame *f)
 /* Resolves one REF against the log (section 7.2): the transfer must be in
  * the log and covered by this CP, the slot must exist and hold this block,
  * and its bytes must hash to the REF's checksum.  Those failures are NAK
- * reasons, not session errors; a failing read of our own log is storage
- * failure. */
-static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
+ * reasons, not session errors.  The slot's hash was taken when the
+ * transfer was appended (or scanned at open), from the bytes written to
+ * the log, so resolving reads nothing; damage to the log since then is
+ * what the read-back of 7.4 step 5 catches.  *off receives where the
+ * slot's bytes are; *hash the slot's hash. */
+static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off, uint64_t *hash)
 {
     uint64_t block;
 #ifdef MK_MUTANT_DEST_REF_NO_COVERS
@@ -594,7 +691,7 @@ static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
     if (r->tid > d->cp.covers_tid)
         return MK_ETID;
 #endif
-    int rc = mk_logstore_find_slot(d->log, r->tid, r->slot, off, &block);
+    int rc = mk_logstore_find_slot(d->log, r->tid, r->slot, off, &block, hash);
     if (rc)
         return rc;
 #ifdef MK_MUTANT_DEST_REF_ANY_SLOT
@@ -604,15 +701,13 @@ static int resolve_ref(mk_dest *d, const mk_ref *r, uint64_t *off)
     if (block != r->block)
         return MK_ESLOT;
 #endif
-    if ((rc = mk_logstore_read(d->log, *off, d->block, d->id.block_size)))
-        return rc == MK_ETRUNC || rc == MK_ERANGE ? MK_EIO : rc;
 #ifdef MK_MUTANT_DEST_REF_NO_HASH
     /* Planted bug (verify/MUTANTS.md): rule 5 is not checked; the slot's
      * bytes are taken whatever the REF's checksum says (on_cp_ref stages
-     * the hash of the bytes read). */
+     * the slot's hash). */
     return 0;
 #else
-    return mk_block_hash(d->block, d->id.block_size) == r->hash ? 0 : MK_EREFHASH;
+    return *hash == r->hash ? 0 : MK_EREFHASH;
 #endif
 }
 
@@ -641,19 +736,17 @@ static int on_cp_ref(mk_dest *d, const mk_frame *f)
     }
     for (uint32_t i = 0; i < count; i++) {
         mk_ref r;
-        uint64_t off;
+        uint64_t off, hash;
         mk_ref_at(f, i, &r);
         staged *s = &d->st[first + i];
-        rc = resolve_ref(d, &r, &off);
-        if (rc == MK_EIO || rc == MK_ENOMEM)
-            return fail_storage(d, rc, "log read");
+        rc = resolve_ref(d, &r, &off, &hash);
         d->stats.cp_refs++;
         event(d, MK_DEV_REF, ++d->ev_refs, cp);
         if (rc == 0) {
             s->off = off;
             s->hash = r.hash;
 #ifdef MK_MUTANT_DEST_REF_NO_HASH
-            s->hash = mk_block_hash(d->block, d->id.block_size);
+            s->hash = hash;
 #endif
             continue;
         }

@@ -86,6 +86,43 @@ int mk_file_read_exact(mk_file *f, void *buf, size_t n, uint64_t off)
     return (size_t)got == n ? 0 : MK_ETRUNC;
 }
 
+static int copy_through(mk_file *dst, uint64_t dst_off, mk_file *src, uint64_t src_off,
+                        uint64_t n, void *buf, size_t bufsize)
+{
+    while (n) {
+        size_t k = n < bufsize ? (size_t)n : bufsize;
+        int rc = mk_file_read_exact(src, buf, k, src_off);
+        if (rc == 0)
+            rc = mk_file_pwrite(dst, buf, k, dst_off);
+        if (rc)
+            return rc;
+        src_off += k;
+        dst_off += k;
+        n -= k;
+    }
+    return 0;
+}
+
+#ifndef FIU_ENABLE
+static int kernel_copy(mk_file *dst, uint64_t dst_off, mk_file *src, uint64_t src_off,
+                       uint64_t *n);
+#endif
+
+int mk_file_copy(mk_file *dst, uint64_t dst_off, mk_file *src, uint64_t src_off, uint64_t n,
+                 void *buf, size_t bufsize)
+{
+#ifndef FIU_ENABLE
+    uint64_t left = n;
+    int rc = kernel_copy(dst, dst_off, src, src_off, &left);
+    if (rc <= 0)
+        return rc;
+    dst_off += n - left; /* the kernel may stop part way */
+    src_off += n - left;
+    n = left;
+#endif
+    return copy_through(dst, dst_off, src, src_off, n, buf, bufsize);
+}
+
 static void set_name(mk_file *f, const char *name)
 {
     snprintf(f->name, sizeof f->name, "%s", name ? name : "file");
@@ -797,6 +834,37 @@ static void fd_close(mk_file *f)
 
 static const mk_file_ops fd_ops = {fd_pread, fd_pwrite, fd_sync,
                                    fd_truncate, fd_size, fd_close};
+
+#ifndef FIU_ENABLE
+/* copy_file_range between two POSIX files: 0 or an mk_err.  1 (not an
+ * error), with *n the bytes still to copy, when either file is not a POSIX
+ * one or the kernel cannot copy between them (another file system, an old
+ * kernel): the caller copies the rest through a buffer. */
+static int kernel_copy(mk_file *dst, uint64_t dst_off, mk_file *src, uint64_t src_off,
+                       uint64_t *n)
+{
+    if (dst->ops != &fd_ops || src->ops != &fd_ops)
+        return 1;
+    int in = ((fd_file *)src)->fd, out = ((fd_file *)dst)->fd;
+    while (*n) {
+        loff_t i = (loff_t)src_off, o = (loff_t)dst_off;
+        size_t want = *n < (1u << 30) ? (size_t)*n : (1u << 30);
+        ssize_t r = copy_file_range(in, &i, out, &o, want, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP
+                       ? 1
+                       : mk_from_errno(errno);
+        if (r == 0)
+            return MK_ETRUNC; /* the source ends before n bytes */
+        src_off += (uint64_t)r;
+        dst_off += (uint64_t)r;
+        *n -= (uint64_t)r;
+    }
+    return 0;
+}
+#endif
 
 int mk_file_open(const char *path, int create, const char *name, mk_file **out)
 {

@@ -82,4 +82,17 @@ int mk_file_read_block(mk_file *f, void *buf, size_t n, uint64_t off);
 /* Reads exactly n bytes or fails with MK_ETRUNC (a log must not be short). */
 int mk_file_read_exact(mk_file *f, void *buf, size_t n, uint64_t off);
 
+/*
+ * Copies n bytes of src at src_off to dst at dst_off (src must hold them all,
+ * else MK_ETRUNC).  Between two POSIX files the kernel copies them
+ * (copy_file_range), so the bytes never pass through this process: that is
+ * how the destination moves a CP's blocks from its log into its mirror.
+ * Otherwise - a memory file, a wrapper, a kernel that cannot - and in every
+ * fault build, the bytes go through buf (bufsize bytes, at least 1) with
+ * mk_file_pread and mk_file_pwrite, a read and a write per bufsize bytes, so
+ * the fault points of both files fire as for any other read and write.
+ */
+int mk_file_copy(mk_file *dst, uint64_t dst_off, mk_file *src, uint64_t src_off, uint64_t n,
+                 void *buf, size_t bufsize);
+
 #endif

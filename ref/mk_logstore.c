@@ -8,10 +8,12 @@
 #include "mk_map.h"
 #include "mk_vec.h"
 
-/* One transfer in the file: enough to find any of its slots. */
+/* One transfer in the file: enough to find any of its slots, and where
+ * the hashes of its slots start in the slot-hash array. */
 typedef struct xent {
     uint64_t tid, data_off, offset;
     uint32_t length;
+    size_t hashes;
 } xent;
 
 struct mk_logstore {
@@ -30,8 +32,39 @@ struct mk_logstore {
     uint64_t records, cut;
     xent *x;
     size_t nx, capx;
+    /* H (section 3.2) of every whole block slot of the indexed transfers,
+     * taken from the bytes as they were appended or scanned, so that a
+     * REF is checked (7.2 rule 5) without reading the log back. */
+    uint64_t *sh;
+    size_t nsh, capsh;
     mk_buf scratch;
+    /* Appended records not yet written to the file: they start at file
+     * offset wb_at and end at end (wb_flush). */
+    mk_buf wb;
+    uint64_t wb_at;
 };
+
+/* Records are appended into a write-behind buffer of up to WB_CAP bytes
+ * and reach the file in one write when it fills, before every sync, read,
+ * header write and truncation, and when the store is freed.  A record is
+ * durable only after mk_logstore_sync either way (section 7.3); the buffer
+ * only turns the thousands of small appends of a CP (a CP_DATA record per
+ * block) into a few large writes.  A record larger than the buffer is
+ * written at once. */
+#define WB_CAP (1u << 20)
+
+static int wb_flush(mk_logstore *ls)
+{
+    size_t n = mk_buf_len(&ls->wb);
+    if (n == 0)
+        return 0;
+    int rc = mk_file_pwrite(ls->f, mk_buf_peek(&ls->wb), n, ls->wb_at);
+    if (rc)
+        return rc;
+    mk_buf_clear(&ls->wb);
+    ls->wb_at = ls->end;
+    return 0;
+}
 
 /* ---- header slots ----------------------------------------------------- */
 
@@ -120,13 +153,27 @@ static int header_write(mk_logstore *ls)
 
 /* ---- index ------------------------------------------------------------ */
 
-static int index_add(mk_logstore *ls, const xent *e)
+/* Indexes a transfer whose data (e->length bytes) is at hand: its entry,
+ * and the hash of each of its whole block slots. */
+static int index_add(mk_logstore *ls, const xent *e, const uint8_t *data)
 {
+    mk_xgeom g;
+    uint32_t bs = ls->id.block_size;
+    mk_transfer_geom(e->offset, e->length, bs, &g);
     xent *x = mk_vec_grow(ls->x, &ls->capx, ls->nx, sizeof *ls->x, 256);
     if (!x)
         return MK_ENOMEM;
     ls->x = x;
-    ls->x[ls->nx++] = *e;
+    while (ls->capsh < ls->nsh + g.nslots) {
+        uint64_t *h = mk_vec_grow(ls->sh, &ls->capsh, ls->capsh, sizeof *ls->sh, 256);
+        if (!h)
+            return MK_ENOMEM;
+        ls->sh = h;
+    }
+    ls->x[ls->nx] = *e;
+    ls->x[ls->nx++].hashes = ls->nsh;
+    for (uint32_t i = 0; i < g.nslots; i++)
+        ls->sh[ls->nsh++] = mk_block_hash(data + g.head_len + (size_t)i * bs, bs);
     return 0;
 }
 
@@ -196,8 +243,8 @@ static int scan_apply(mk_logstore *ls, const mk_frame *fr, uint64_t rec_off)
             return MK_ETID;
         if (l.offset > volume_bytes(ls) || l.length > volume_bytes(ls) - l.offset)
             return MK_ERANGE;
-        xent e = {l.tid, rec_off + MK_HDR_LEN + MK_LOG_HDR_LEN, l.offset, l.length};
-        if ((rc = index_add(ls, &e)))
+        xent e = {l.tid, rec_off + MK_HDR_LEN + MK_LOG_HDR_LEN, l.offset, l.length, 0};
+        if ((rc = index_add(ls, &e, l.data)))
             return rc;
         ls->durable_tid = l.tid;
         return 0;
@@ -414,6 +461,7 @@ int mk_logstore_open(mk_file *f, mk_logstore **out, mk_log_info *info)
         return MK_ENOMEM;
     ls->f = f;
     mk_buf_init(&ls->scratch);
+    mk_buf_init(&ls->wb);
     if ((rc = mk_file_size(f, &size)))
         goto fail;
     if (size == 0 || never_initialised(f, size)) {
@@ -472,7 +520,12 @@ void mk_logstore_free(mk_logstore *ls)
 {
     if (!ls)
         return;
+    /* What was appended reaches the file, as a process's writes reach the
+     * page cache when it exits (a crashed file refuses them). */
+    (void)wb_flush(ls);
+    mk_buf_free(&ls->wb);
     free(ls->x);
+    free(ls->sh);
     mk_map_free(&ls->cp_data);
     mk_buf_free(&ls->scratch);
     free(ls);
@@ -515,26 +568,34 @@ int mk_logstore_ident(const mk_logstore *ls, mk_log_ident *id)
     return 0;
 }
 
-/* Frames one record in the scratch buffer and appends it at the end. */
+/* Frames one record at the end of the write-behind buffer (or, when it is
+ * larger than the buffer, in the scratch buffer, written at once). */
 static int append(mk_logstore *ls, uint8_t type, size_t plen,
                   int (*fill)(mk_wcur *c, const void *ctx), const void *ctx,
                   uint64_t *rec_off)
 {
     mk_wcur c;
     int rc;
+    size_t total = MK_FRAME_OVERHEAD + plen;
     if (ls->fresh)
         return MK_ESTATE;
-    mk_buf_clear(&ls->scratch);
-    if ((rc = mk_frame_open(&ls->scratch, MK_FRAME_MAGIC, type, ls->next_seq, plen, &c)))
+    if (mk_buf_len(&ls->wb) + total > WB_CAP && (rc = wb_flush(ls)))
         return rc;
-    if ((rc = fill(&c, ctx)) || (rc = mk_frame_close(&ls->scratch, &c)))
+    mk_buf *b = total <= WB_CAP ? &ls->wb : &ls->scratch;
+    if (b == &ls->scratch)
+        mk_buf_clear(b);
+    else if (mk_buf_len(b) == 0)
+        ls->wb_at = ls->end;
+    if ((rc = mk_frame_open(b, MK_FRAME_MAGIC, type, ls->next_seq, plen, &c)))
         return rc;
-    size_t n = mk_buf_len(&ls->scratch);
-    if ((rc = mk_file_pwrite(ls->f, mk_buf_peek(&ls->scratch), n, ls->end)))
+    if ((rc = fill(&c, ctx)) || (rc = mk_frame_close(b, &c)))
+        return rc;
+    if (b == &ls->scratch &&
+        (rc = mk_file_pwrite(ls->f, mk_buf_peek(b), total, ls->end)))
         return rc;
     if (rec_off)
         *rec_off = ls->end;
-    ls->end += n;
+    ls->end += total;
     ls->next_seq++;
     ls->records++;
     return 0;
@@ -562,8 +623,8 @@ int mk_logstore_append_transfer(mk_logstore *ls, const mk_log *l)
     int rc = append(ls, MK_R_TRANSFER, MK_LOG_HDR_LEN + l->length, fill_transfer, l, &rec);
     if (rc)
         return rc;
-    xent e = {l->tid, rec + MK_HDR_LEN + MK_LOG_HDR_LEN, l->offset, l->length};
-    if ((rc = index_add(ls, &e)))
+    xent e = {l->tid, rec + MK_HDR_LEN + MK_LOG_HDR_LEN, l->offset, l->length, 0};
+    if ((rc = index_add(ls, &e, l->data)))
         return rc;
     ls->durable_tid = l->tid;
     return 0;
@@ -651,10 +712,14 @@ int mk_logstore_append_applied(mk_logstore *ls, uint64_t cp)
     return rc;
 }
 
-int mk_logstore_sync(mk_logstore *ls) { return mk_file_sync(ls->f); }
+int mk_logstore_sync(mk_logstore *ls)
+{
+    int rc = wb_flush(ls);
+    return rc ? rc : mk_file_sync(ls->f);
+}
 
 int mk_logstore_find_slot(const mk_logstore *ls, uint64_t tid, uint32_t slot,
-                          uint64_t *data_off, uint64_t *block)
+                          uint64_t *data_off, uint64_t *block, uint64_t *hash)
 {
     const xent *e = index_find(ls, tid);
     if (!e)
@@ -665,6 +730,8 @@ int mk_logstore_find_slot(const mk_logstore *ls, uint64_t tid, uint32_t slot,
         return MK_ESLOT;
     *data_off = e->data_off + g.head_len + (uint64_t)slot * ls->id.block_size;
     *block = g.first_block + slot;
+    if (hash)
+        *hash = ls->sh[e->hashes + slot];
     return 0;
 }
 
@@ -672,7 +739,17 @@ int mk_logstore_read(mk_logstore *ls, uint64_t off, void *buf, uint32_t n)
 {
     if (off > ls->end || n > ls->end - off)
         return MK_ERANGE;
-    return mk_file_read_exact(ls->f, buf, n, off);
+    int rc = wb_flush(ls);
+    return rc ? rc : mk_file_read_exact(ls->f, buf, n, off);
+}
+
+int mk_logstore_copy_out(mk_logstore *ls, uint64_t off, uint64_t n, mk_file *dst,
+                         uint64_t dst_off, void *buf, size_t bufsize)
+{
+    if (off > ls->end || n > ls->end - off)
+        return MK_ERANGE;
+    int rc = wb_flush(ls);
+    return rc ? rc : mk_file_copy(dst, dst_off, ls->f, off, n, buf, bufsize);
 }
 
 int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, uint64_t *digest,
@@ -683,7 +760,9 @@ int mk_logstore_pending_redo(mk_logstore *ls, uint64_t *cp, uint64_t *digest,
     mk_rcur c;
     if (ls->last_cp == ls->applied_cp)
         return 0;
-    int rc = read_record(ls, ls->commit_off, ls->end, &fr, &used);
+    int rc = wb_flush(ls);
+    if (rc == 0)
+        rc = read_record(ls, ls->commit_off, ls->end, &fr, &used);
     if (rc)
         return rc;
     mk_rcur_init(&c, fr.payload, fr.len);
@@ -735,7 +814,7 @@ int mk_logstore_reclaim(mk_logstore *ls)
     ls->base_cp = ls->last_cp;
     ls->base_tid = ls->durable_tid;
     ls->base_digest = ls->last_digest;
-    int rc = mk_file_sync(ls->f);
+    int rc = mk_logstore_sync(ls);
     if (rc == 0)
         rc = header_write(ls);
     if (rc == 0)
@@ -746,5 +825,6 @@ int mk_logstore_reclaim(mk_logstore *ls)
         return rc;
     ls->end = MK_LOG_DATA_START;
     ls->nx = 0;
+    ls->nsh = 0;
     return 1;
 }

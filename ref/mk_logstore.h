@@ -79,10 +79,16 @@ int mk_logstore_append_commit(mk_logstore *ls, uint64_t cp, uint64_t covers_tid,
 int mk_logstore_append_applied(mk_logstore *ls, uint64_t cp);
 int mk_logstore_sync(mk_logstore *ls);
 
-/* Locates slot `slot` of transfer `tid` (MK_ENOTID, MK_ESLOT). */
+/* Locates slot `slot` of transfer `tid` (MK_ENOTID, MK_ESLOT): the file
+ * offset of its bytes, the volume block it holds and, if hash is not NULL,
+ * H of its bytes as they were appended or scanned. */
 int mk_logstore_find_slot(const mk_logstore *ls, uint64_t tid, uint32_t slot,
-                          uint64_t *data_off, uint64_t *block);
+                          uint64_t *data_off, uint64_t *block, uint64_t *hash);
 int mk_logstore_read(mk_logstore *ls, uint64_t off, void *buf, uint32_t n);
+/* Copies n bytes of the log at off to dst at dst_off (mk_file_copy, with
+ * buf as its bounce buffer): how a CP's blocks reach the mirror. */
+int mk_logstore_copy_out(mk_logstore *ls, uint64_t off, uint64_t n, mk_file *dst,
+                         uint64_t dst_off, void *buf, size_t bufsize);
 
 /* The committed-but-unapplied CP found by the scan, if any: returns 1 and
  * an allocated entry array (caller frees) plus the CP digest recorded with

@@ -21,6 +21,9 @@
  * most this many nodes, so a dense commit costs a few large I/Os per level
  * instead of one per node, while the scratch stays a fixed 16 KiB. */
 #define RUN_NODES 1024
+/* Commit reads and writes a span across up to this many nodes that need
+ * no work, rather than make another call (write_changed). */
+#define GAP_NODES 4
 
 /* The rebuild buffers this many consecutive nodes per level before one
  * write, since it produces each level's nodes in index order. */
@@ -239,8 +242,10 @@ static int ent_cmp(const void *a, const void *b)
 }
 
 /* Writes the changed nodes of the span held in t->run, which starts at
- * node first of level, as maximal runs of neighbours, so unchanged nodes
- * (and zero holes in particular) are never rewritten. */
+ * node first of level: each run of changed nodes with one write, and two
+ * runs with at most GAP_NODES unchanged nodes between them as one, since a
+ * system call costs more than rewriting a few hundred bytes with what they
+ * already hold.  A span without a change writes nothing. */
 static int write_changed(mk_merkle *t, uint32_t level, uint64_t first, size_t span)
 {
     size_t k = 0;
@@ -249,9 +254,11 @@ static int write_changed(mk_merkle *t, uint32_t level, uint64_t first, size_t sp
             k++;
             continue;
         }
-        size_t e = k;
-        while (e < span && t->changed[e])
-            e++;
+        size_t e = k + 1, last = k;
+        for (; e < span && e - last <= GAP_NODES; e++)
+            if (t->changed[e])
+                last = e;
+        e = last + 1;
         int rc = mk_file_pwrite(t->f, t->run + k * NODE_BYTES, (e - k) * NODE_BYTES,
                                 node_off(t, level, first + k));
         if (rc)
@@ -295,7 +302,7 @@ static int commit_level(mk_merkle *t, uint32_t level, ent *w, size_t *n)
         size_t j = i + 1;
         while (j < *n) {
             uint64_t q = w[j].idx >> 1;
-            if (q > lastp + 1 || 2 * q + 2 - first > RUN_NODES)
+            if (q > lastp + GAP_NODES / 2 || 2 * q + 2 - first > RUN_NODES)
                 break;
             lastp = q;
             j++;
@@ -309,7 +316,14 @@ static int commit_level(mk_merkle *t, uint32_t level, ent *w, size_t *n)
             overlay(t, (size_t)(w[k].idx - first), w[k].h);
         if ((rc = write_changed(t, level, first, span)))
             return rc;
-        for (uint64_t q = first >> 1; q <= lastp; q++) {
+        /* The parents of the staged nodes, each once (the span may also
+         * hold nodes between them that did not change). */
+        uint64_t prev = UINT64_MAX; /* w[k - 1] may hold a parent already */
+        for (size_t k = i; k < j; k++) {
+            uint64_t q = w[k].idx >> 1;
+            if (q == prev)
+                continue;
+            prev = q;
             w[out].idx = q;
             w[out].h = inner_bytes(level + 1, t->run + (size_t)(2 * q - first) * NODE_BYTES);
             out++;

@@ -33,21 +33,31 @@ typedef struct tid_ent {
 /* Claim 14's buffer descriptor, one per dirty block (section 6.2). */
 typedef struct desc {
     uint64_t block;
-    uint64_t hash;     /* XXH3-64 of the block, valid when whole */
-    mk_h128 leaf;      /* its Merkle leaf (section 9.7), valid when whole */
+    uint64_t hash;     /* XXH3-64 of the block, valid when hashed */
+    mk_h128 leaf;      /* its Merkle leaf (section 9.7), valid when hashed */
     uint32_t xidx;     /* index into the transfer-ID table, when whole */
     uint32_t slot;     /* block number within that transfer */
     uint8_t whole;     /* current content == that slot */
+    uint8_t hashed;    /* the last write covered the block: hash, leaf valid */
 } desc;
 
-/* One block of the CP in flight, kept until CP_ACK for NAK and resume. */
+/* One block of the CP in flight, kept until CP_ACK for NAK and resume.
+ * Its CP content is in the store until a later write changes the block;
+ * copy_on_write keeps a copy in data before that (section 8.1). */
 typedef struct cprec {
     uint64_t block, tid, hash;
     uint32_t slot;
     uint8_t kind;
     uint8_t naked;     /* sent as REF, refused, resent as DATA */
-    uint8_t *data;     /* DATA content, or a REF block's CP-time copy */
+    uint8_t *data;     /* the block's CP content once the store no longer has it */
 } cprec;
+
+/* CP_DATA frames are queued a span at a time, as the transport drains
+ * the output (mk_source_out): the blocks are read from the store then,
+ * SPAN_BYTES at most per read, so a CP's DATA never sits in memory whole
+ * and the output queue stays near OUT_LOW bytes. */
+#define SPAN_BYTES (1u << 20)
+#define OUT_LOW (512u << 10)
 
 typedef struct pending_ack {
     uint64_t wid, last_tid;
@@ -80,7 +90,11 @@ struct mk_source {
     uint64_t cp_no, cp_covers, cp_digest;
     cprec *cr;
     size_t cr_len;
+    int streaming;     /* CP_DATA of the CP still to queue, from data_next */
+    size_t data_next;
+    uint64_t deferred; /* transfers logged while streaming, not yet sent */
     uint8_t *scratch;  /* one block */
+    uint8_t *span;     /* SPAN_BYTES: consecutive blocks read from the store */
     int remote_code;
     char remote_msg[MK_ERROR_MSG_MAX + 1];
     /* the Merkle tree of the CP image, and a descent after a mismatch */
@@ -132,7 +146,10 @@ int mk_source_new(const mk_source_config *cfg, mk_file *store, mk_source **out)
     mk_buf_init(&s->out);
     mk_map_init(&s->dmap);
     s->scratch = malloc(cfg->block_size);
-    if (!s->scratch) {
+    s->span = malloc(SPAN_BYTES);
+    if (!s->scratch || !s->span) {
+        free(s->scratch);
+        free(s->span);
         free(s);
         return MK_ENOMEM;
     }
@@ -153,6 +170,7 @@ static void cp_free(mk_source *s)
     s->cr = NULL;
     s->cr_len = 0;
     s->cp_inflight = 0;
+    s->streaming = 0;
 }
 
 /* A CP is acknowledged: its block copies go, but the records stay (a few
@@ -184,10 +202,18 @@ void mk_source_free(mk_source *s)
     mk_merkle_diff_free(s->diff);
     mk_merkle_free(s->tree);
     free(s->scratch);
+    free(s->span);
     free(s);
 }
 
-mk_buf *mk_source_out(mk_source *s) { return &s->out; }
+static void stream_cp(mk_source *s);
+
+mk_buf *mk_source_out(mk_source *s)
+{
+    if (s->streaming && mk_buf_len(&s->out) < OUT_LOW)
+        stream_cp(s);
+    return &s->out;
+}
 uint64_t mk_source_acked(const mk_source *s) { return s->acked_wid; }
 uint64_t mk_source_cp_acked(const mk_source *s) { return s->cp_no - (uint64_t)s->cp_inflight; }
 int mk_source_cp_in_flight(const mk_source *s) { return s->cp_inflight; }
@@ -288,9 +314,9 @@ static int emit_transfer(mk_source *s, const xfer *x)
     return 0;
 }
 
-static int emit_data(mk_source *s, const cprec *r)
+static int emit_data(mk_source *s, const cprec *r, const uint8_t *content)
 {
-    mk_cp_data d = {s->cp_no, r->block, r->data};
+    mk_cp_data d = {s->cp_no, r->block, content};
     EMIT(s, s->st.cp_data_bytes,
          mk_cp_data_encode(&s->out, s->send_seq++, &d, s->cfg.block_size));
     return 0;
@@ -315,7 +341,6 @@ static int emit_cp(mk_source *s)
 #endif
     mk_ref batch[MK_MAX_REFS_PER_FRAME];
     uint32_t nb = 0;
-    int rc;
     EMIT(s, s->st.cp_ctl_bytes, mk_cp_begin_encode(&s->out, s->send_seq++, &b));
     for (size_t i = 0; i < s->cr_len; i++) {
         const cprec *r = &s->cr[i];
@@ -327,23 +352,89 @@ static int emit_cp(mk_source *s)
             nb = 0;
         }
     }
-    for (size_t i = 0; i < s->cr_len; i++)
-        if (s->cr[i].kind == REC_DATA && (rc = emit_data(s, &s->cr[i])))
-            return rc;
-    mk_cp_commit c = {s->cp_no, s->cr_len};
-    EMIT(s, s->st.cp_ctl_bytes, mk_cp_commit_encode(&s->out, s->send_seq++, &c));
+    /* The DATA frames and CP_COMMIT follow as the output drains. */
+    s->streaming = 1;
+    s->data_next = 0;
     return 0;
 }
 
+static int emit_transfer(mk_source *s, const xfer *x);
+static xfer *xf_at(mk_source *s, size_t i);
+
+/* Reads blocks first .. first+n-1 of the store into s->span. */
+static int read_span(mk_source *s, uint64_t first, size_t n)
+{
+    uint32_t bs = s->cfg.block_size;
+    return mk_file_read_block(s->store, s->span, n * bs, first * bs);
+}
+
+/* Queues the next span of the CP's DATA frames: a run of records that
+ * follow each other in the volume is read from the store at once; a record
+ * whose block was written since the CP started goes from its copy.  After
+ * the last one, CP_COMMIT, then the transfers logged meanwhile, which wait
+ * so that the frames keep the order in which they were made.  A failing
+ * read of the store is fatal (the ERROR frame goes out instead). */
+static void stream_cp(mk_source *s)
+{
+    uint32_t bs = s->cfg.block_size;
+    size_t per_span = SPAN_BYTES / bs;
+    int rc = 0;
+    while (!s->fatal && s->streaming && mk_buf_len(&s->out) < OUT_LOW) {
+        while (s->data_next < s->cr_len && s->cr[s->data_next].kind != REC_DATA)
+            s->data_next++;
+        if (s->data_next == s->cr_len) {
+            mk_cp_commit c = {s->cp_no, s->cr_len};
+            size_t before = mk_buf_len(&s->out);
+            s->streaming = 0;
+            if ((rc = mk_cp_commit_encode(&s->out, s->send_seq++, &c)))
+                break;
+            s->st.cp_ctl_bytes += mk_buf_len(&s->out) - before;
+            for (uint64_t k = s->deferred; k > 0 && !rc; k--)
+                rc = emit_transfer(s, xf_at(s, s->xf_len - k));
+            s->deferred = 0;
+            break;
+        }
+        cprec *r = &s->cr[s->data_next];
+        if (r->data) {
+            rc = emit_data(s, r, r->data);
+            s->data_next++;
+            continue;
+        }
+        size_t n = 1;
+        while (n < per_span && s->data_next + n < s->cr_len) {
+            const cprec *q = &s->cr[s->data_next + n];
+            if (q->kind != REC_DATA || q->data || q->block != r->block + n)
+                break;
+            n++;
+        }
+        if ((rc = read_span(s, r->block, n)))
+            break;
+        for (size_t i = 0; i < n && !rc; i++)
+            rc = emit_data(s, &s->cr[s->data_next + i], s->span + i * bs);
+        s->data_next += n;
+    }
+    if (rc)
+        fail(s, rc);
+}
+
 /* ---- sessions --------------------------------------------------------- */
+
+/* A new session resends what the old one may not have delivered (8.2):
+ * nothing of the old one stays queued. */
+static void drop_output(mk_source *s)
+{
+    mk_buf_clear(&s->in);
+    mk_buf_clear(&s->out);
+    s->streaming = 0;
+    s->deferred = 0;
+}
 
 int mk_source_connect(mk_source *s, uint64_t now)
 {
     (void)now;
     if (s->fatal)
         return s->fatal;
-    mk_buf_clear(&s->in);
-    mk_buf_clear(&s->out);
+    drop_output(s);
 #ifdef MK_MUTANT_SRC_SEQ_NO_RESET
     /* Planted bug (verify/MUTANTS.md): only the receive counter restarts on
      * a new connection; HELLO goes out with the old connection's next seq
@@ -364,8 +455,7 @@ int mk_source_connect(mk_source *s, uint64_t now)
 void mk_source_disconnect(mk_source *s)
 {
     s->state = S_DOWN;
-    mk_buf_clear(&s->in);
-    mk_buf_clear(&s->out);
+    drop_output(s);
 }
 
 static xfer *xf_at(mk_source *s, size_t i) { return &s->xf[(s->xf_head + i) % s->xf_cap]; }
@@ -548,7 +638,7 @@ static int on_nak(mk_source *s, const mk_frame *f)
         return fail(s, rc);
     s->st.naks++;
     r->naked = 1;
-    return emit_data(s, r);
+    return emit_data(s, r, r->data);
 }
 
 static int tree_ask(mk_source *s);
@@ -659,8 +749,7 @@ const uint64_t *mk_source_diff_blocks(const mk_source *s, size_t *n, uint64_t *q
 static int session_lost(mk_source *s, int err)
 {
     s->state = S_DOWN;
-    mk_buf_clear(&s->in);
-    mk_buf_clear(&s->out);
+    drop_output(s);
     s->st.sessions_lost++;
     return err;
 }
@@ -718,8 +807,9 @@ int mk_source_recv(mk_source *s, const void *buf, size_t n, uint64_t now)
 /* ---- client writes ---------------------------------------------------- */
 
 /* Records that `block` is dirty and what its current content is (section
- * 6.3): a slot of transfer xidx when the last write covered it wholly,
- * otherwise nothing a REF could name. */
+ * 6.3): a slot of transfer xidx when the last write covered it wholly
+ * (whole_data, the block's bytes; xidx is NO_XIDX in async mode, which
+ * logs nothing a REF could name), otherwise nothing. */
 static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot,
                       const uint8_t *whole_data)
 {
@@ -747,25 +837,27 @@ static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot
         d = &s->dv[s->dv_len++];
         d->block = block;
     }
-    d->whole = whole_data != NULL;
-    d->xidx = whole_data ? xidx : NO_XIDX;
+    d->whole = whole_data != NULL && xidx != NO_XIDX;
+    d->hashed = whole_data != NULL;
+    d->xidx = d->whole ? xidx : NO_XIDX;
     d->slot = slot;
     d->hash = whole_data ? mk_block_hash(whole_data, s->cfg.block_size) : 0;
-    /* The leaf is taken while the bytes are in hand, so a CP never has to
-     * read a REF block back just to update the tree. */
+    /* The hash and the leaf are taken while the bytes are in hand, so a CP
+     * never has to read a wholly written block back to compute them. */
     if (whole_data && s->tree)
         d->leaf = mk_leaf_hash(whole_data, s->cfg.block_size);
     return 0;
 }
 
-/* Before a write changes a block whose CP-time content a REF of the CP in
- * flight still promises, keep a copy: a NAK or a resume may need it sent
- * as DATA (section 8.1). */
+/* Before a write changes a block of the CP in flight whose CP content
+ * only the store holds, keep a copy: a DATA record not yet queued, a
+ * resume that sends the CP again, or a NAK of a REF needs it sent as DATA
+ * (section 8.1). */
 static int copy_on_write(mk_source *s, uint64_t first, uint64_t last)
 {
     for (uint64_t b = first; s->cp_inflight && b <= last; b++) {
         cprec *r = cp_find(s, b);
-        if (!r || r->kind != REC_REF || r->data)
+        if (!r || r->data)
             continue;
         if (!(r->data = malloc(s->cfg.block_size)))
             return MK_ENOMEM;
@@ -809,7 +901,13 @@ static int log_piece(mk_source *s, uint64_t off, const uint8_t *data, uint32_t l
     s->xf_len++;
     s->unacked_bytes += len;
     s->st.transfers++;
-    return s->state == S_READY ? emit_transfer(s, &x) : 0;
+    if (s->state != S_READY)
+        return 0; /* sent when the session resumes (8.2) */
+    if (s->streaming) {
+        s->deferred++; /* sent after the CP's CP_COMMIT */
+        return 0;
+    }
+    return emit_transfer(s, &x);
 }
 
 /* How many blocks of [off, off+len) are not dirty yet. */
@@ -863,9 +961,14 @@ int mk_source_write(mk_source *s, uint64_t off, const void *data, uint32_t len,
             at = piece_end;
         }
     } else {
-        for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++)
-            if ((rc = mark_dirty(s, b, NO_XIDX, 0, NULL)))
+        for (uint64_t b = off / bs; b <= (off + len - 1) / bs; b++) {
+            uint64_t at = b * bs;
+            const uint8_t *whole = at >= off && at + bs <= off + len
+                                       ? (const uint8_t *)data + (at - off)
+                                       : NULL;
+            if ((rc = mark_dirty(s, b, NO_XIDX, 0, whole)))
                 return fail(s, rc);
+        }
     }
     s->st.writes++;
     s->st.client_bytes += len;
@@ -903,6 +1006,37 @@ static int desc_cmp(const void *a, const void *b)
     return x->block < y->block ? -1 : x->block > y->block;
 }
 
+/* The hash and leaf of every DATA record whose block was last written
+ * partly: the block is read from the store, runs of neighbouring blocks a
+ * span at a time.  The bytes are not kept; they are read again when the
+ * CP_DATA frame is queued (stream_cp). */
+static int hash_unhashed(mk_source *s, cprec *cr, const desc *dv, mk_h128 *leaf)
+{
+    uint32_t bs = s->cfg.block_size;
+    size_t per_span = SPAN_BYTES / bs;
+    int rc;
+    for (size_t i = 0; i < s->dv_len;) {
+        if (dv[i].hashed) {
+            i++;
+            continue;
+        }
+        size_t n = 1;
+        while (n < per_span && i + n < s->dv_len && !dv[i + n].hashed &&
+               dv[i + n].block == dv[i].block + n)
+            n++;
+        if ((rc = read_span(s, dv[i].block, n)))
+            return rc;
+        for (size_t k = 0; k < n; k++) {
+            const uint8_t *p = s->span + k * bs;
+            cr[i + k].hash = mk_block_hash(p, bs);
+            if (s->tree)
+                leaf[i + k] = mk_leaf_hash(p, bs);
+        }
+        i += n;
+    }
+    return 0;
+}
+
 int mk_source_cp(mk_source *s, uint64_t now)
 {
     (void)now;
@@ -928,48 +1062,45 @@ int mk_source_cp(mk_source *s, uint64_t now)
     /* Fault point: out of memory for the CP's records, after the volume
      * was synced and before anything of the CP is sent. */
     fiu_do_on("ref/alloc/source/cp", return fail(s, MK_ENOMEM));
-    cprec *cr = calloc(s->dv_len ? s->dv_len : 1, sizeof *cr);
-    if (!cr)
+    size_t n = s->dv_len ? s->dv_len : 1;
+    cprec *cr = calloc(n, sizeof *cr);
+    mk_h128 *leaf = s->tree ? malloc(n * sizeof *leaf) : NULL;
+    if (!cr || (s->tree && !leaf)) {
+        free(cr);
+        free(leaf);
         return fail(s, MK_ENOMEM);
+    }
     uint64_t digest = 0;
     for (size_t i = 0; i < s->dv_len; i++) {
         desc *d = &s->dv[i];
         cprec *r = &cr[i];
         r->block = d->block;
+        r->hash = d->hash;
+        if (leaf)
+            leaf[i] = d->leaf;
         if (d->whole) {
             r->kind = REC_REF;
             r->tid = s->tt[d->xidx].tid;
             r->slot = d->slot;
-            r->hash = d->hash;
             tt_release(s, d->xidx);
             s->st.cp_ref_blocks++;
             s->st.ref_naive_bytes += bs;
         } else {
             r->kind = REC_DATA;
-            r->data = malloc(bs);
-            if (!r->data || (rc = mk_file_read_block(s->store, r->data, bs, d->block * bs))) {
-                int err = r->data ? rc : MK_ENOMEM; /* r goes with cr */
-                s->cr = cr;
-                s->cr_len = i + 1;
-                cp_free(s);
-                return fail(s, err);
-            }
-            r->hash = mk_block_hash(r->data, bs);
             s->st.cp_data_blocks++;
         }
-        digest = mk_digest_step(digest, r->block, r->hash);
-        if (s->tree &&
-            (rc = mk_merkle_set(s->tree, r->block, d->whole ? d->leaf : mk_leaf_hash(r->data, bs)))) {
-            s->cr = cr;
-            s->cr_len = i + 1;
-            cp_free(s);
-            return fail(s, rc);
-        }
     }
-    if (s->tree && ((rc = mk_merkle_commit(s->tree)) || (rc = mk_merkle_root(s->tree, &s->cp_root)))) {
-        s->cr = cr;
-        s->cr_len = s->dv_len;
-        cp_free(s);
+    rc = hash_unhashed(s, cr, s->dv, leaf);
+    for (size_t i = 0; i < s->dv_len && !rc; i++) {
+        digest = mk_digest_step(digest, cr[i].block, cr[i].hash);
+        if (leaf)
+            rc = mk_merkle_set(s->tree, cr[i].block, leaf[i]);
+    }
+    if (!rc && s->tree && !(rc = mk_merkle_commit(s->tree)))
+        rc = mk_merkle_root(s->tree, &s->cp_root);
+    free(leaf);
+    if (rc) {
+        free(cr);
         return fail(s, rc);
     }
     s->st.naive_bytes += (uint64_t)s->dv_len * bs;

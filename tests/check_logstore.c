@@ -295,29 +295,29 @@ static void check_slots(mk_logstore *ls)
     uint64_t off, block;
     uint8_t b[BS];
     /* tid 1: blocks 0 and 1 */
-    mkt_ok(mk_logstore_find_slot(ls, 1, 0, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 1, 0, &off, &block, NULL));
     ck_assert_uint_eq(off, OFF_T1 + 44);
     ck_assert_uint_eq(block, 0);
     mkt_ok(mk_logstore_read(ls, off, b, BS));
     ck_assert_mem_eq(b, D1, BS);
-    mkt_ok(mk_logstore_find_slot(ls, 1, 1, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 1, 1, &off, &block, NULL));
     ck_assert_uint_eq(off, OFF_T1 + 44 + 512);
     ck_assert_uint_eq(block, 1);
     mkt_ok(mk_logstore_read(ls, off, b, BS));
     ck_assert_mem_eq(b, D1 + 512, BS);
-    mkt_assert_err(mk_logstore_find_slot(ls, 1, 2, &off, &block), MK_ESLOT);
+    mkt_assert_err(mk_logstore_find_slot(ls, 1, 2, &off, &block, NULL), MK_ESLOT);
     /* tid 2: block 2 */
-    mkt_ok(mk_logstore_find_slot(ls, 2, 0, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 2, 0, &off, &block, NULL));
     ck_assert_uint_eq(off, OFF_T2 + 44);
     ck_assert_uint_eq(block, 2);
     mkt_ok(mk_logstore_read(ls, off, b, BS));
     ck_assert_mem_eq(b, D2, BS);
     /* tid 3: block 4 */
-    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block, NULL));
     ck_assert_uint_eq(off, OFF_T3 + 44);
     ck_assert_uint_eq(block, 4);
-    mkt_assert_err(mk_logstore_find_slot(ls, 9, 0, &off, &block), MK_ENOTID);
-    mkt_assert_err(mk_logstore_find_slot(ls, 0, 0, &off, &block), MK_ENOTID);
+    mkt_assert_err(mk_logstore_find_slot(ls, 9, 0, &off, &block, NULL), MK_ENOTID);
+    mkt_assert_err(mk_logstore_find_slot(ls, 0, 0, &off, &block, NULL), MK_ENOTID);
 }
 
 START_TEST(test_s7_6_reopen_rebuilds_index)
@@ -347,7 +347,7 @@ START_TEST(test_s7_6_reopen_rebuilds_index)
     ck_assert_uint_eq(info.cut_bytes, 0);
     check_slots(ls);
     uint64_t off, block;
-    mkt_assert_err(mk_logstore_find_slot(ls, 4, 0, &off, &block), MK_ESLOT);
+    mkt_assert_err(mk_logstore_find_slot(ls, 4, 0, &off, &block, NULL), MK_ESLOT);
     mk_logstore_free(ls);
     mk_file_close(f);
 }
@@ -369,13 +369,13 @@ START_TEST(test_s7_6_unaligned_transfer_slots)
     /* head 212, then whole blocks 8, 9 (3*512+200-212 = 1524 = 2*512 + 500) */
     for (uint32_t s = 0; s < 2; s++) {
         uint8_t b[BS];
-        mkt_ok(mk_logstore_find_slot(ls, 5, s, &off, &block));
+        mkt_ok(mk_logstore_find_slot(ls, 5, s, &off, &block, NULL));
         ck_assert_uint_eq(block, 8 + s);
         ck_assert_uint_eq(off, 256 + 44 + 212 + (uint64_t)s * 512);
         mkt_ok(mk_logstore_read(ls, off, b, BS));
         ck_assert_mem_eq(b, d + 212 + s * 512, BS);
     }
-    mkt_assert_err(mk_logstore_find_slot(ls, 5, 2, &off, &block), MK_ESLOT);
+    mkt_assert_err(mk_logstore_find_slot(ls, 5, 2, &off, &block, NULL), MK_ESLOT);
     mk_logstore_free(ls);
     mk_file_close(f);
 }
@@ -1080,6 +1080,7 @@ START_TEST(test_s7_7_reclaim_resets_to_headers)
     /* committed, not applied: the records are live */
     ck_assert_int_eq(mk_logstore_reclaim(ls), 0);
     mkt_ok(mk_logstore_append_applied(ls, 1));
+    mkt_ok(mk_logstore_sync(ls)); /* the appends reach the file */
     uint64_t size_before = mkt_fsize(f);
     ck_assert_uint_gt(size_before, MK_LOG_DATA_START);
     ck_assert_int_eq(mk_logstore_reclaim(ls), 1);
@@ -1091,7 +1092,7 @@ START_TEST(test_s7_7_reclaim_resets_to_headers)
     ck_assert_uint_eq(info.durable_tid, 2);
     ck_assert_uint_eq(info.covers_tid, 2);
     uint64_t off, block;
-    mkt_assert_err(mk_logstore_find_slot(ls, 1, 0, &off, &block), MK_ENOTID);
+    mkt_assert_err(mk_logstore_find_slot(ls, 1, 0, &off, &block, NULL), MK_ENOTID);
     /* nothing left to reclaim */
     ck_assert_int_eq(mk_logstore_reclaim(ls), 0);
     /* the header now carries the base: slot 1, generation 2, next seq 5 */
@@ -1118,7 +1119,7 @@ START_TEST(test_s7_7_reclaim_resets_to_headers)
     ck_assert_uint_eq(info.durable_tid, 3);
     ck_assert_uint_eq(info.records, 1);
     ck_assert_uint_eq(info.cut_bytes, 0);
-    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block, NULL));
     ck_assert_uint_eq(off, MK_LOG_DATA_START + 44);
     /* CP 2 on top, then the second reset goes back to slot 0 (gen 3) */
     mk_redo_entry e2 = {0, off};
@@ -1147,7 +1148,7 @@ START_TEST(test_s7_7_no_reclaim_while_newer_transfer_live)
     ck_assert_int_eq(mk_logstore_reclaim(ls), 0);
     ck_assert_uint_eq(mkt_fsize(f), OFF_END);
     uint64_t off, block;
-    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block));
+    mkt_ok(mk_logstore_find_slot(ls, 3, 0, &off, &block, NULL));
     mk_logstore_free(ls);
     mk_file_close(f);
     /* a fresh log has nothing to reclaim */
