@@ -42,7 +42,8 @@ typedef struct nv {
 static const nv modes[] = {
     {"sync", MK_MODE_SYNC}, {"semi-sync", MK_MODE_SEMI}, {"async", MK_MODE_ASYNC}, {NULL, 0}};
 static const nv transports[] = {
-    {"sim", MK_T_SIM}, {"pipe", MK_T_PIPE}, {"tcp", MK_T_TCP}, {NULL, 0}};
+    {"sim", MK_T_SIM}, {"pipe", MK_T_PIPE}, {"socketpair", MK_T_SOCKETPAIR},
+    {"tcp", MK_T_TCP},  {NULL, 0}};
 static const nv workloads[] = {
     {"mixed", MK_WL_MIXED}, {"whole", MK_WL_WHOLE}, {"partial", MK_WL_PARTIAL},
     {"seq", MK_WL_SEQ},     {"hot", MK_WL_HOT},     {NULL, 0}};

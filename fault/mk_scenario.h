@@ -64,7 +64,7 @@ typedef struct mk_scenario_config {
     uint32_t block_size;          /* volume block-size= (4096 if omitted) */
     int mode;                     /* MK_MODE_* of mk_wire.h */
     uint64_t seed;
-    int transport;                /* MK_T_SIM, MK_T_PIPE or MK_T_TCP */
+    int transport;                /* MK_T_SIM, MK_T_PIPE, MK_T_SOCKETPAIR or MK_T_TCP */
     int workload;                 /* MK_WL_* of mk_workload.h */
     uint64_t writes_per_cp;       /* workload writes= */
     uint32_t cps;

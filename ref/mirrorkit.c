@@ -129,7 +129,7 @@ static int parse_pair_opts(const char *cmd, int argc, char **argv, mk_pair_confi
         case O_TRANSPORT:
             if (strcmp(cmd, "demo") != 0 || (c->transport = mk_transport_parse(optarg)) < 0 ||
                 c->transport == MK_T_CONNECT)
-                return mk_usage_error(cmd, "--transport must be sim, pipe or tcp, not '%s'", optarg);
+                return mk_usage_error(cmd, "--transport must be sim, pipe, socketpair or tcp, not '%s'", optarg);
             break;
         case O_CONNECT:
             if (strcmp(cmd, "source") != 0)
@@ -216,9 +216,10 @@ static void demo_help(void)
            "block.  Prints one line per CP and a bandwidth summary.  With no options:\n"
            "64 MiB volume, sync mode, mixed workload, 10 CPs, simulated link.\n\n%s"
            "  --transport T       sim (in-process, deterministic) | pipe (forked\n"
-           "                      destination over a socketpair) | tcp (forked\n"
+           "                      destination, a pipe each way) | socketpair (forked\n"
+           "                      destination over a Unix socketpair) | tcp (forked\n"
            "                      destination on loopback TCP) (default sim)\n"
-           "  --keep              keep the pipe/tcp destination's files and print where\n\n"
+           "  --keep              keep a forked destination's files and print where\n\n"
            "Exit: 0 every CP verified, 1 verification failed, 2 usage, 3 I/O error.\n",
            pair_opts_help);
 }

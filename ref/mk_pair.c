@@ -1,6 +1,7 @@
 #include "mk_pair.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -19,17 +20,21 @@
 #include "mk_workload.h"
 #include "mk_linkfault.h"
 
-static const char *const tnames[] = {"sim", "pipe", "tcp", "connect"};
+static const char *const tnames[] = {"sim", "pipe", "tcp", "connect", "socketpair"};
+#define NTRANSPORTS (sizeof tnames / sizeof tnames[0])
 
 int mk_transport_parse(const char *s)
 {
-    for (int i = 0; i < 4; i++)
+    for (size_t i = 0; i < NTRANSPORTS; i++)
         if (strcmp(s, tnames[i]) == 0)
-            return i;
+            return (int)i;
     return MK_EINVAL;
 }
 
-const char *mk_transport_name(int t) { return t >= 0 && t < 4 ? tnames[t] : "?"; }
+const char *mk_transport_name(int t)
+{
+    return t >= 0 && (size_t)t < NTRANSPORTS ? tnames[t] : "?";
+}
 
 void mk_pair_defaults(mk_pair_config *c)
 {
@@ -68,8 +73,8 @@ typedef struct pair_link {
     mk_dest *dest;
     mk_file *mirror, *log;
     mk_prng rng;
-    /* fd transports */
-    int fd;
+    /* fd transports: fd is read (and written, but for pipes: wfd) */
+    int fd, wfd;
     pid_t child;
     char mirror_path[PATH_MAX];
     uint8_t damaged[65536]; /* a chunk with a flipped bit */
@@ -301,14 +306,18 @@ static int reconnect(pair_link *l)
 
 /* The transports whose destination takes a new connection after a lost
  * one: the simulated link, an external destination and the forked TCP
- * destination, which serves session after session.  A socketpair cannot be
- * reconnected. */
-static int resumable(const mk_pair_config *c) { return c->transport != MK_T_PIPE; }
+ * destination, which serves session after session.  A socketpair or a
+ * pair of pipes cannot be reconnected. */
+static int resumable(const mk_pair_config *c)
+{
+    return c->transport != MK_T_PIPE && c->transport != MK_T_SOCKETPAIR;
+}
 
 static int fd_pump(pair_link *l, int timeout_ms)
 {
     l->now = mono_ns();
-    int rc = mk_io_pump(l->fd, mk_source_out(l->src), src_sink, l, timeout_ms, l->record);
+    int rc = mk_io_pump2(l->fd, l->wfd >= 0 ? l->wfd : l->fd, mk_source_out(l->src), src_sink,
+                         l, timeout_ms, l->record);
     if (rc == MK_ECLOSED && resumable(l->cfg) && !mk_source_error(l->src))
         return reconnect(l);
     return rc;
@@ -423,8 +432,10 @@ static int serve_listener(mk_dest *d, int lfd, int life)
     }
 }
 
-/* The forked destination of the pipe and tcp transports. */
-static void child_dest(pair_link *l, int fd, int lfd, int life)
+/* The forked destination of the pipe, socketpair and tcp transports: it
+ * reads fd and writes wfd (the same socket but for pipes), or serves the
+ * listening socket lfd until life closes. */
+static void child_dest(pair_link *l, int fd, int wfd, int lfd, int life)
 {
     char logp[PATH_MAX], treep[PATH_MAX];
     mk_file *mirror = NULL, *log = NULL, *tree = NULL;
@@ -441,7 +452,7 @@ static void child_dest(pair_link *l, int fd, int lfd, int life)
     if (!rc)
         rc = mk_dest_open(&dc, mirror, log, &d);
     if (!rc)
-        rc = lfd >= 0 ? serve_listener(d, lfd, life) : mk_dest_serve_fd(d, fd);
+        rc = lfd >= 0 ? serve_listener(d, lfd, life) : mk_dest_serve_fds(d, fd, wfd);
     if (rc)
         fprintf(stderr, "mirrorkit: destination: %s: %s\n", mk_errname(rc), mk_strerror(rc));
     _exit(rc ? 3 : 0);
@@ -489,11 +500,44 @@ static int dest_start(pair_link *l)
     return mk_dest_open(&dc, l->mirror, l->log, &l->dest);
 }
 
+/* The pipe transport: a pipe each way to a forked destination, each as
+ * large as the kernel allows an unprivileged process by default (1 MiB),
+ * so that a pipe holds as much in flight as a socket does. */
+static int pipes_open(pair_link *l)
+{
+    int down[2], up[2]; /* to the destination, back from it */
+    if (pipe2(down, O_CLOEXEC))
+        return mk_from_errno(errno);
+    if (pipe2(up, O_CLOEXEC)) {
+        int rc = mk_from_errno(errno);
+        close(down[0]);
+        close(down[1]);
+        return rc;
+    }
+    (void)fcntl(down[1], F_SETPIPE_SZ, 1 << 20);
+    (void)fcntl(up[1], F_SETPIPE_SZ, 1 << 20);
+    fflush(NULL);
+    l->child = fork();
+    if (l->child == 0) {
+        close(down[1]);
+        close(up[0]);
+        child_dest(l, down[0], up[1], -1, -1);
+    }
+    close(down[0]);
+    close(up[1]);
+    l->fd = up[0];
+    l->wfd = down[1];
+    if (l->child < 0)
+        return mk_from_errno(errno);
+    int rc = mk_net_nonblock(l->fd);
+    return rc ? rc : mk_net_nonblock(l->wfd);
+}
+
 static int link_open(pair_link *l)
 {
     const mk_pair_config *c = l->cfg;
     int rc;
-    l->fd = -1;
+    l->fd = l->wfd = -1;
     mk_prng_seed(&l->rng, c->seed ^ 0x6c696e6bULL);
     if (c->transport == MK_T_SIM) {
         mk_file *raw, *seen;
@@ -535,7 +579,9 @@ static int link_open(pair_link *l)
         return MK_EINVAL;
     snprintf(l->mirror_path, sizeof l->mirror_path, "%s/mirror.img", c->workdir);
     int sv[2] = {-1, -1}, lfd = -1;
-    if (c->transport == MK_T_PIPE) {
+    if (c->transport == MK_T_PIPE)
+        return pipes_open(l);
+    if (c->transport == MK_T_SOCKETPAIR) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv))
             return mk_from_errno(errno);
     } else {
@@ -552,7 +598,7 @@ static int link_open(pair_link *l)
         l->child = fork();
         if (l->child == 0) {
             close(lp[1]);
-            child_dest(l, -1, lfd, lp[0]);
+            child_dest(l, -1, -1, lfd, lp[0]);
         }
         close(lfd);
         close(lp[0]);
@@ -567,7 +613,7 @@ static int link_open(pair_link *l)
     l->child = fork();
     if (l->child == 0) {
         close(sv[0]);
-        child_dest(l, sv[1], -1, -1);
+        child_dest(l, sv[1], sv[1], -1, -1);
     }
     close(sv[1]);
     if (l->child < 0) {
@@ -582,6 +628,8 @@ static int link_open(pair_link *l)
 static int link_close(pair_link *l, int ok)
 {
     int rc = 0;
+    if (l->wfd >= 0)
+        close(l->wfd); /* a pipe's end of stream */
     if (l->fd >= 0) {
         shutdown(l->fd, SHUT_WR);
         close(l->fd);
@@ -1249,7 +1297,7 @@ int mk_pair_open(const mk_pair_config *c, mk_pair **out)
     p->cfg = c;
     p->t_start = mono_ns();
     p->l.cfg = c;
-    p->l.fd = p->l.life = -1;
+    p->l.fd = p->l.wfd = p->l.life = -1;
     p->l.pair = p;
     if (c->record && !(p->l.record = fopen(c->record, "wb")))
         return p->res.err = MK_EIO;

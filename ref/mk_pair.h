@@ -5,9 +5,11 @@
  *
  * Transports: "sim" (both engines in this process, a deterministic
  * simulated link that slices the byte streams by the run's seed), "pipe"
- * (the destination in a forked process over a socketpair), "tcp" (a forked
- * destination on loopback TCP) and "connect" (an external destination at
- * cfg->connect, e.g. `mirrorkit dest --listen`, resumed after reconnects).
+ * (the destination in a forked process, a pipe(2) each way),
+ * "socketpair" (a forked destination over a Unix socketpair), "tcp" (a
+ * forked destination on loopback TCP) and "connect" (an external
+ * destination at cfg->connect, e.g. `mirrorkit dest --listen`, resumed
+ * after reconnects).
  */
 #ifndef MK_PAIR_H
 #define MK_PAIR_H
@@ -18,7 +20,7 @@
 #include "mk_check.h"
 #include "mk_source.h"
 
-enum { MK_T_SIM, MK_T_PIPE, MK_T_TCP, MK_T_CONNECT };
+enum { MK_T_SIM, MK_T_PIPE, MK_T_TCP, MK_T_CONNECT, MK_T_SOCKETPAIR };
 
 /* The two roles of a pair (the scenario language's `dest` and `source`). */
 enum { MK_ROLE_DEST, MK_ROLE_SOURCE };

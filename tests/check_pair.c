@@ -166,12 +166,13 @@ START_TEST(test_s9_i1_pair_run_is_deterministic)
 }
 END_TEST
 
-/* The same run over a socketpair and over loopback TCP to a forked
+/* The same run over pipes, a socketpair and loopback TCP to a forked
  * destination on POSIX files: every CP verified against the image file,
  * and the stream recorded on the wire equals the simulated one. */
 START_TEST(test_s9_i1_pair_run_pipe_and_tcp)
 {
-    int transport = _i == 0 ? MK_T_PIPE : MK_T_TCP;
+    static const int transports[] = {MK_T_PIPE, MK_T_SOCKETPAIR, MK_T_TCP};
+    int transport = transports[_i];
     for (int m = 0; m < 3; m++) {
         char dir[256], rec[300], simrec[300];
         mkt_tmpdir(dir, sizeof dir);
@@ -924,7 +925,7 @@ static Suite *pair_suite(void)
     tcase_add_test(tr, test_s8_5_damaged_link_loses_sessions_not_data);
     tcase_add_test(tr, test_s8_2_link_faults_cost_sessions_not_data);
     tcase_add_test(tr, test_s8_2_link_that_never_lets_a_cp_through_fails);
-    tcase_add_loop_test(tr, test_s9_i1_pair_run_pipe_and_tcp, 0, 2);
+    tcase_add_loop_test(tr, test_s9_i1_pair_run_pipe_and_tcp, 0, 3);
     suite_add_tcase(s, tr);
 
     TCase *tf = tcase_create("failures");

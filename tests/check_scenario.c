@@ -478,7 +478,7 @@ static const bad_case bad_cases[] = {
     {"cps 3 # fine\ncps 4", 2, 1, "duplicate 'cps' statement (first at line 1)"},
     {"seed x", 1, 6, "expected a number for 'seed', got 'x'"},
     {"seed 1 2", 1, 8, "unexpected argument '2' after 'seed S'"},
-    {"transport connect", 1, 11, "unknown transport 'connect' (expected sim, pipe, tcp)"},
+    {"transport connect", 1, 11, "unknown transport 'connect' (expected sim, pipe, socketpair, tcp)"},
     {"workload zipf", 1, 10, "unknown workload 'zipf' (expected mixed, whole, partial, seq, hot)"},
     {"workload writes=5", 1, 10, "expected workload KIND"},
     {"workload mixed writes=0", 1, 23, "'writes' must be at least 1"},
