@@ -3,7 +3,7 @@
 # exit codes of SPEC.md 10.3): images, checksum tables and their
 # combinations compare block by block; differing blocks come out as ranges
 # and details; bad input gets a named error and exit 2, a failed read exit 3.
-# Behaviour only: timings are verify/bench_verify.sh's business.
+# Behaviour only: timings are mirrorkit bench's business (--section verify).
 set -u
 M=${MIRRORKIT:-build/mirrorkit}
 d=$(mktemp -d)

@@ -1,11 +1,15 @@
 /*
  * mk_bench.h - `mirrorkit bench`: measurements of the pair next to a
  * baseline taken in the same run on the same machine (README.md,
- * "Performance").  Every figure is a ratio against its baseline.
+ * "Performance").  Every figure is a ratio against its baseline, and every
+ * timing the median of repeated runs with their minimum and maximum.
  *
- * Measured so far: the bandwidth saving of SPEC.md section 11 - bytes on
- * the wire per client byte and CP-phase bytes against a naive full-block
- * CP, per workload, next to rsync resyncing the same CP images.
+ * Sections: throughput (the pair against the raw transport and against the
+ * storage floor), latency (sync acknowledgements against the raw round
+ * trip, CP commit time), bandwidth (SPEC.md section 11's byte counts
+ * against rsync), verify (the verifier against cmp and xxhsum, and what the
+ * per-CP check costs a run), scale (memory against volume size, time per CP
+ * against dirty data) and speed (simulator seeds/s, fuzz execs/s).
  */
 #ifndef MK_BENCH_H
 #define MK_BENCH_H
