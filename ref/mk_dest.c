@@ -199,9 +199,10 @@ static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h12
             return rc;
         for (; k < j; k++) {
             const uint8_t *p = d->span + (b[k].off - start);
-            h[b[k].i] = mk_block_hash(p, bs);
             if (leaf)
-                leaf[b[k].i] = mk_leaf_hash(p, bs);
+                mk_block_sums(p, bs, &h[b[k].i], &leaf[b[k].i]);
+            else
+                h[b[k].i] = mk_block_hash(p, bs);
         }
     }
     return 0;

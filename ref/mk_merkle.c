@@ -78,6 +78,19 @@ mk_h128 mk_leaf_hash(const void *block, size_t len)
     return from_xxh(XXH3_128bits(block, len));
 }
 
+void mk_block_sums(const void *block, size_t len, uint64_t *h, mk_h128 *leaf)
+{
+    if (len <= 240) {
+        *h = XXH3_64bits(block, len);
+        *leaf = mk_leaf_hash(block, len);
+        return;
+    }
+    mk_h128 full = from_xxh(XXH3_128bits(block, len));
+    mk_h128 zero = {0, 0};
+    *h = full.lo;
+    *leaf = all_zero(block, len) ? zero : full;
+}
+
 /* The inner node of level over a pair of children already in their 32
  * stored bytes, which is how both commit and rebuild hold them. */
 static mk_h128 inner_bytes(uint32_t level, const uint8_t pair[2 * NODE_BYTES])

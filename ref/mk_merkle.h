@@ -80,6 +80,15 @@ typedef struct {
  * zero 4 KiB block and exits within a few bytes on a non-zero one. */
 mk_h128 mk_leaf_hash(const void *block, size_t len);
 
+/* Both checksums of one block with one pass over its bytes: H of SPEC.md
+ * 3.2 (XXH3-64) into *h and the leaf value above into *leaf.  XXH3-64 of
+ * an input longer than 240 bytes is the low half of its XXH3-128: both
+ * run xxhash's long-input path over the same accumulators and differ only
+ * in the final merge of the high half.  Every block size (512..65536) is
+ * longer than that; len <= 240 falls back to two hashes.  tests/
+ * check_merkle.c holds the library to the identity for every block size. */
+void mk_block_sums(const void *block, size_t len, uint64_t *h, mk_h128 *leaf);
+
 /* 1 if h is the zero value. */
 static inline int mk_h128_is_zero(mk_h128 h) { return (h.lo | h.hi) == 0; }
 static inline int mk_h128_eq(mk_h128 a, mk_h128 b)

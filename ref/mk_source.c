@@ -841,11 +841,11 @@ static int mark_dirty(mk_source *s, uint64_t block, uint32_t xidx, uint32_t slot
     d->hashed = whole_data != NULL;
     d->xidx = d->whole ? xidx : NO_XIDX;
     d->slot = slot;
-    d->hash = whole_data ? mk_block_hash(whole_data, s->cfg.block_size) : 0;
     /* The hash and the leaf are taken while the bytes are in hand, so a CP
      * never has to read a wholly written block back to compute them. */
-    if (whole_data && s->tree)
-        d->leaf = mk_leaf_hash(whole_data, s->cfg.block_size);
+    d->hash = 0;
+    if (whole_data)
+        mk_block_sums(whole_data, s->cfg.block_size, &d->hash, &d->leaf);
     return 0;
 }
 
@@ -1028,9 +1028,10 @@ static int hash_unhashed(mk_source *s, cprec *cr, const desc *dv, mk_h128 *leaf)
             return rc;
         for (size_t k = 0; k < n; k++) {
             const uint8_t *p = s->span + k * bs;
-            cr[i + k].hash = mk_block_hash(p, bs);
+            mk_h128 lv;
+            mk_block_sums(p, bs, &cr[i + k].hash, &lv);
             if (s->tree)
-                leaf[i + k] = mk_leaf_hash(p, bs);
+                leaf[i + k] = lv;
         }
         i += n;
     }

@@ -103,7 +103,7 @@ static double pct_us(const uint64_t *v, size_t n, double q)
 
 /* One target of README.md's performance section and how this run fared. */
 typedef struct target {
-    char what[120], figure[80];
+    char what[160], figure[80];
     int held;
 } target;
 
@@ -480,7 +480,7 @@ static int bench_throughput(bench_ctx *b, FILE *csv)
     static const int wls[] = {MK_WL_SEQ, MK_WL_BLOCK};
     const char *dir = b->dir;
     double worst_fast = 1e9; /* the lowest pair/raw of async and semi-sync */
-    char worst_what[80] = "";
+    char worst_what[64] = "";
     if (csv)
         fprintf(csv, "section,transport,mode,workload,client_bytes,pair_median,pair_min,pair_max,"
                      "raw_median,raw_min,raw_max,floor_median,floor_min,floor_max\n");
@@ -538,7 +538,7 @@ static int bench_throughput(bench_ctx *b, FILE *csv)
                 }
                 fflush(stdout);
             }
-    char what[120];
+    char what[160];
     snprintf(what, sizeof what, "async/semi-sync pair >= 0.7 x raw (lowest: %s)", worst_what);
     if (worst_what[0])
         judge(b, worst_fast >= 0.7, what, "%.3f", worst_fast);
