@@ -49,6 +49,7 @@ typedef struct cprec {
     uint32_t slot;
     uint8_t kind;
     uint8_t naked;     /* sent as REF, refused, resent as DATA */
+    uint8_t resent;    /* ... and that CP_DATA went out in this session */
     uint8_t *data;     /* the block's CP content once the store no longer has it */
 } cprec;
 
@@ -343,7 +344,8 @@ static int emit_cp(mk_source *s)
     uint32_t nb = 0;
     EMIT(s, s->st.cp_ctl_bytes, mk_cp_begin_encode(&s->out, s->send_seq++, &b));
     for (size_t i = 0; i < s->cr_len; i++) {
-        const cprec *r = &s->cr[i];
+        cprec *r = &s->cr[i];
+        r->resent = 0; /* a new session's stream carries every DATA record */
         if (r->kind == REC_REF)
             batch[nb++] = (mk_ref){r->block, r->tid, r->slot, r->hash};
         if (nb && (nb == MK_MAX_REFS_PER_FRAME || i + 1 == s->cr_len)) {
@@ -380,7 +382,10 @@ static void stream_cp(mk_source *s)
     size_t per_span = SPAN_BYTES / bs;
     int rc = 0;
     while (!s->fatal && s->streaming && mk_buf_len(&s->out) < OUT_LOW) {
-        while (s->data_next < s->cr_len && s->cr[s->data_next].kind != REC_DATA)
+        /* A NAKed REF answered in this session is DATA now, but its
+         * CP_DATA went out with the answer (on_nak): not again. */
+        while (s->data_next < s->cr_len &&
+               (s->cr[s->data_next].kind != REC_DATA || s->cr[s->data_next].resent))
             s->data_next++;
         if (s->data_next == s->cr_len) {
             mk_cp_commit c = {s->cp_no, s->cr_len};
@@ -638,6 +643,7 @@ static int on_nak(mk_source *s, const mk_frame *f)
         return fail(s, rc);
     s->st.naks++;
     r->naked = 1;
+    r->resent = 1;
     return emit_data(s, r, r->data);
 }
 

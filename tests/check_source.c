@@ -1123,6 +1123,114 @@ START_TEST(test_s8_1_nak_resends_cp_image_copy_on_write)
 }
 END_TEST
 
+/* Drains the source's output into fs: a CP's CP_DATA is queued as the
+ * output drains (SPEC.md 7.1), so one take may end before CP_COMMIT. */
+static mkt_frames *sfx_drain(sfx *x)
+{
+    mkt_frames *all = calloc(1, sizeof *all);
+    ck_assert_ptr_nonnull(all);
+    for (;;) {
+        mkt_frames *fs = sfx_out(x);
+        if (fs->n == 0) {
+            mkt_frames_free(fs);
+            return all;
+        }
+        mkt_frames_append(all, fs);
+    }
+}
+
+/* The CP_DATA frames for block in fs. */
+static size_t count_data(const mkt_frames *fs, uint64_t block, uint32_t bs)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < fs->n; i++) {
+        mk_cp_data d;
+        if (fs->f[i].type == MK_F_CP_DATA && mk_cp_data_decode(&fs->f[i], bs, &d) == 0 &&
+            d.block == block)
+            n++;
+    }
+    return n;
+}
+
+/* SPEC.md 7.1 and 8.1: a CP whose DATA is more than the output queue holds
+ * at once is queued as the transport drains it, each block read from the
+ * store then.  A NAK that arrives while DATA is still to come is answered
+ * at once with the block's CP_DATA, and the stream does not send it again
+ * (a second CP_DATA for it would be MK_EDUPBLOCK at the destination).  A
+ * write meanwhile to a DATA block not yet queued is copied first, so the
+ * CP still carries the CP image (8.1, copy-on-write), and its LOG waits
+ * for CP_COMMIT.  A resume sends the CP again with the NAKed block as DATA,
+ * once. */
+START_TEST(test_s8_1_nak_and_writes_while_cp_data_streams)
+{
+    enum { N = 1024, B = 4096, DATA = 512, REFB = 700 };
+    sfx x;
+    sfx_make(&x, MK_MODE_SEMI, N, B, 0);
+    sfx_connect(&x, 0, 0, 0);
+    for (uint64_t b = 0; b < DATA; b++)
+        sfx_write(&x, b * B + 1, 7, 100 + b); /* partial: DATA */
+    sfx_write(&x, REFB * B, B, 7);             /* whole: REF tid DATA+1 */
+    sfx_ack(&x, DATA + 1);
+    mkt_frames_free(sfx_out(&x));
+    mkt_ok(mk_source_cp(x.s, 0));
+    uint8_t *cp_img = malloc((size_t)N * B);
+    ck_assert_ptr_nonnull(cp_img);
+    memcpy(cp_img, x.model, (size_t)N * B);
+    mkt_frames *first = sfx_out(&x);
+    ck_assert_uint_gt(first->n, 3);
+    ck_assert_uint_lt(count_data(first, DATA - 1, B), 1); /* the stream is not done */
+    ck_assert_uint_eq(mkt_count(first, MK_F_CP_COMMIT), 0);
+    /* a client write to the last DATA block before it is queued */
+    sfx_write(&x, (DATA - 1) * B, B, 9);
+    /* the destination refuses the REF */
+    mkt_nak(&x.p, 1, REFB, MK_EREFHASH);
+    mkt_ok(sfx_send(&x));
+    mkt_frames *rest = sfx_drain(&x);
+    ck_assert_uint_eq(count_data(first, REFB, B) + count_data(rest, REFB, B), 1);
+    ck_assert_uint_eq(mkt_count(first, MK_F_CP_DATA) + mkt_count(rest, MK_F_CP_DATA), DATA + 1);
+    ck_assert_uint_eq(mkt_count(rest, MK_F_CP_COMMIT), 1);
+    /* every DATA carries the CP image, the overwritten block included */
+    mkt_frames_append(first, rest);
+    size_t commit_at = 0, log_at = 0;
+    for (size_t i = 0; i < first->n; i++) {
+        mk_cp_data d;
+        if (first->f[i].type == MK_F_CP_COMMIT)
+            commit_at = i;
+        if (first->f[i].type == MK_F_LOG)
+            log_at = i;
+        if (first->f[i].type != MK_F_CP_DATA)
+            continue;
+        mkt_ok(mk_cp_data_decode(&first->f[i], B, &d));
+        ck_assert_mem_eq(d.data, cp_img + d.block * B, B);
+    }
+    /* the write's LOG came after CP_COMMIT, in one sequence */
+    ck_assert_uint_gt(log_at, commit_at);
+    for (size_t i = 1; i < first->n; i++)
+        ck_assert_uint_eq(first->f[i].seq, first->f[i - 1].seq + 1);
+    mkt_frames_free(first);
+    ck_assert_uint_eq(mk_source_get_stats(x.s)->naks, 1);
+    /* the connection goes before CP_ACK; the destination holds every
+     * transfer but did not commit CP 1: the CP goes again in full */
+    mk_source_disconnect(x.s);
+    sfx_connect(&x, 0, DATA + 2, 0);
+    mkt_frames *again = sfx_drain(&x);
+    ck_assert_uint_eq(count_data(again, REFB, B), 1);
+    ck_assert_uint_eq(mkt_count(again, MK_F_CP_DATA), DATA + 1);
+    ck_assert_uint_eq(mkt_count(again, MK_F_CP_REF), 0);
+    ck_assert_uint_eq(mkt_count(again, MK_F_CP_COMMIT), 1);
+    for (size_t i = 0; i < again->n; i++) {
+        mk_cp_data d;
+        if (again->f[i].type != MK_F_CP_DATA)
+            continue;
+        mkt_ok(mk_cp_data_decode(&again->f[i], B, &d));
+        ck_assert_mem_eq(d.data, cp_img + d.block * B, B);
+    }
+    mkt_frames_free(again);
+    free(cp_img);
+    sfx_free(&x);
+}
+END_TEST
+
 enum { NK_DATA_BLOCK, NK_NOT_IN_CP, NK_TWICE, NK_WRONG_CP, NK_NO_CP, NK_CASES };
 
 START_TEST(test_s8_1_nak_checks)
@@ -1410,6 +1518,7 @@ static Suite *source_suite(void)
     tcase_add_loop_test(tc, test_s7_5_cp_ack_checks, 0, CA_CASES);
     tcase_add_test(tc, test_s7_5_source_digest_vectors);
     tcase_add_test(tc, test_s8_1_nak_resends_cp_image_copy_on_write);
+    tcase_add_test(tc, test_s8_1_nak_and_writes_while_cp_data_streams);
     tcase_add_loop_test(tc, test_s8_1_nak_checks, 0, NK_CASES);
     suite_add_tcase(s, tc);
 

@@ -249,6 +249,33 @@ static inline void mkt_frames_free(mkt_frames *fs)
     }
 }
 
+/* Appends the frames of more to fs and frees more; payloads are copied,
+ * so every frame of fs stays valid. */
+static inline void mkt_frames_append(mkt_frames *fs, mkt_frames *more)
+{
+    size_t at[MKT_MAX_FRAMES];
+    for (size_t i = 0; i < fs->n; i++)
+        at[i] = (size_t)(fs->f[i].payload - fs->bytes);
+    uint8_t *b = malloc(fs->len + more->len + 1);
+    ck_assert_ptr_nonnull(b);
+    if (fs->len)
+        memcpy(b, fs->bytes, fs->len);
+    if (more->len)
+        memcpy(b + fs->len, more->bytes, more->len);
+    for (size_t i = 0; i < fs->n; i++)
+        fs->f[i].payload = b + at[i];
+    for (size_t i = 0; i < more->n; i++) {
+        ck_assert_uint_lt(fs->n, MKT_MAX_FRAMES);
+        fs->f[fs->n] = more->f[i];
+        fs->f[fs->n].payload = b + fs->len + (size_t)(more->f[i].payload - more->bytes);
+        fs->n++;
+    }
+    free(fs->bytes);
+    fs->bytes = b;
+    fs->len += more->len;
+    mkt_frames_free(more);
+}
+
 static inline size_t mkt_count(const mkt_frames *fs, int type)
 {
     size_t n = 0;
