@@ -1025,6 +1025,8 @@ static int take_cp(mk_pair *p)
         if (rc)
             return rc;
         res->verify_cp_ns += mono_ns() - t0;
+    } else {
+        mk_checker_cp_taken(p->ck);
     }
     if ((rc = pump_until(l, c_cp, cp))) {
         /* A root that differed (9.7): the CP_ACK passed its checks - the

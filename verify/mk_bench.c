@@ -1069,12 +1069,71 @@ typedef struct scale_row {
     int err;
 } scale_row;
 
-/* The pair over pipes to a forked destination, every file on disk and
- * sparse: the source's volume, tree and provenance (store_dir) and the
- * destination's mirror, log and tree (workdir).  Sequential 64 KiB writes;
- * no final full check, which would read every block of the volume. */
+/* One scale run, in this process: the pair over pipes to a forked
+ * destination, every file on disk and sparse: the source's volume, tree
+ * and provenance (store_dir) and the destination's mirror, log and tree
+ * (workdir).  Sequential 64 KiB writes; no final full check, which would
+ * read every block of the volume. */
+static void scale_here(const char *dir, scale_row *r)
+{
+    mk_pair_config cfg;
+    mk_pair_result res;
+    mk_pair_defaults(&cfg);
+    cfg.nblocks = r->nblocks;
+    cfg.block_size = 4096;
+    cfg.mode = MK_MODE_SYNC;
+    cfg.workload = MK_WL_SEQ;
+    cfg.transport = MK_T_PIPE;
+    cfg.cps = r->cps;
+    cfg.writes_per_cp = r->writes_per_cp;
+    cfg.verify = MK_VERIFY_OFF;
+    cfg.workdir = dir;
+    cfg.store_dir = dir;
+    cfg.out = NULL;
+    r->err = mk_pair_run(&cfg, &res);
+    /* The source's peak is its own address space's (VmHWM): getrusage
+     * would also count what the process it was started from had. */
+    struct rusage kids;
+    char line[256];
+    FILE *st = fopen("/proc/self/status", "r");
+    r->src_rss_kib = -1;
+    while (st && fgets(line, sizeof line, st))
+        if (strncmp(line, "VmHWM:", 6) == 0)
+            r->src_rss_kib = strtol(line + 6, NULL, 10);
+    if (st)
+        fclose(st);
+    getrusage(RUSAGE_CHILDREN, &kids);
+    r->dest_rss_kib = kids.ru_maxrss;
+    r->ms_per_cp = (double)res.run_ns / 1e6 / r->cps;
+}
+
+/* `mirrorkit bench --scale-run NBLOCKS:WRITES:CPS:DIR`: one scale run,
+ * its figures on stdout.  The scale section runs each in a process of its
+ * own, started afresh: a forked child would count the pages it shares
+ * with the bench, whose earlier sections grew it, in its peak RSS, and so
+ * would the destination it forks. */
+static int scale_run_cmd(const char *spec)
+{
+    scale_row r = {0, 0, 0, 0, 0, 0, 0};
+    unsigned long long nb, w;
+    unsigned cps;
+    int at = 0;
+    if (sscanf(spec, "%llu:%llu:%u:%n", &nb, &w, &cps, &at) != 3 || at == 0 || !spec[at])
+        return mk_usage_error("bench", "--scale-run needs NBLOCKS:WRITES:CPS:DIR, not '%s'", spec);
+    r.nblocks = nb;
+    r.writes_per_cp = w;
+    r.cps = cps;
+    scale_here(spec + at, &r);
+    printf("%ld %ld %.3f %d\n", r.src_rss_kib, r.dest_rss_kib, r.ms_per_cp, r.err);
+    return r.err ? EXIT_IO : EXIT_OK;
+}
+
+/* Runs one scale run in a fresh mirrorkit process and reads its figures. */
 static void run_scale(const char *dir, scale_row *row)
 {
+    char spec[1400], line[256];
+    snprintf(spec, sizeof spec, "%llu:%llu:%u:%.1100s", (unsigned long long)row->nblocks,
+             (unsigned long long)row->writes_per_cp, row->cps, dir);
     int fd[2];
     row->err = MK_EIO;
     if (pipe(fd))
@@ -1083,38 +1142,23 @@ static void run_scale(const char *dir, scale_row *row)
     pid_t pid = fork();
     if (pid == 0) {
         close(fd[0]);
-        mk_pair_config cfg;
-        mk_pair_result res;
-        mk_pair_defaults(&cfg);
-        cfg.nblocks = row->nblocks;
-        cfg.block_size = 4096;
-        cfg.mode = MK_MODE_SYNC;
-        cfg.workload = MK_WL_SEQ;
-        cfg.transport = MK_T_PIPE;
-        cfg.cps = row->cps;
-        cfg.writes_per_cp = row->writes_per_cp;
-        cfg.verify = MK_VERIFY_OFF;
-        cfg.workdir = dir;
-        cfg.store_dir = dir;
-        cfg.out = NULL;
-        scale_row r = *row;
-        r.err = mk_pair_run(&cfg, &res);
-        struct rusage self, kids;
-        getrusage(RUSAGE_SELF, &self);
-        getrusage(RUSAGE_CHILDREN, &kids);
-        r.src_rss_kib = self.ru_maxrss;
-        r.dest_rss_kib = kids.ru_maxrss;
-        r.ms_per_cp = (double)res.run_ns / 1e6 / r.cps;
-        _exit(write_all(fd[1], &r, sizeof r) ? 1 : 0);
+        dup2(fd[1], 1);
+        execl("/proc/self/exe", "mirrorkit", "bench", "--scale-run", spec, (char *)NULL);
+        _exit(127);
     }
     close(fd[1]);
-    scale_row r;
-    int got = pid > 0 ? read_all(fd[0], &r, sizeof r) : MK_EIO;
-    close(fd[0]);
-    if (pid > 0)
-        reap_child(pid);
-    if (got == 0)
-        *row = r;
+    FILE *f = pid > 0 ? fdopen(fd[0], "r") : NULL;
+    int got = f && fgets(line, sizeof line, f) &&
+              sscanf(line, "%ld %ld %lf %d", &row->src_rss_kib, &row->dest_rss_kib, &row->ms_per_cp,
+                     &row->err) == 4;
+    if (f)
+        fclose(f);
+    else
+        close(fd[0]);
+    if (pid > 0 && reap_child(pid) && got && !row->err)
+        row->err = MK_EIO;
+    if (!got)
+        row->err = MK_EIO;
 }
 
 static int bench_scale(bench_ctx *b, FILE *csv)
@@ -1331,7 +1375,8 @@ static void bench_help(void)
            "  --fuzz-seconds N speed: seconds per afl-fuzz run, 1..600 (default 5)\n"
            "\n"
            "Exit: 0 measured (1 with --check-targets and a target missed), 2 usage,\n"
-           "3 a run failed.\n");
+           "3 a run failed.  (--scale-run NBLOCKS:WRITES:CPS:DIR is internal: one scale\n"
+           "run, which the scale section starts in a fresh process.)\n");
 }
 
 enum { O_CSV = 256, O_BLOCKS, O_CPS, O_WRITES, O_SEED, O_SECTION, O_HELP, O_ROUNDS, O_CHECK,
@@ -1457,6 +1502,8 @@ int mk_cmd_bench(int argc, char **argv)
     const char *csv = NULL;
     uint64_t blocks = 16384, cps = 10, writes = 1000, seed = 1, rounds = 3, vmib = 1024, fsec = 5;
     int o;
+    if (argc == 3 && strcmp(argv[1], "--scale-run") == 0)
+        return scale_run_cmd(argv[2]);
     optind = 1;
     opterr = 0;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -470,6 +470,12 @@ int mk_checker_atomic(mk_checker *ck, mk_file *mirror, mk_check_report *rep)
 
 /* ---- I2 --------------------------------------------------------------- */
 
+void mk_checker_cp_taken(mk_checker *ck)
+{
+    mk_map_clear(&ck->acked);
+    mk_map_clear(&ck->unsure);
+}
+
 int mk_checker_write(mk_checker *ck, uint64_t off, uint32_t len, int acked)
 {
     uint32_t bs = ck->cfg.block_size;

@@ -110,8 +110,14 @@ int mk_checker_full(mk_checker *ck, mk_file *src, mk_file *mirror, mk_check_repo
 int mk_checker_atomic(mk_checker *ck, mk_file *mirror, mk_check_report *rep);
 
 /* I2: a client write was acknowledged (acked) or issued and then lost
- * with the source unacknowledged (!acked).  Reset at every CP_ACK. */
+ * with the source unacknowledged (!acked).  Forgotten when a CP starts
+ * (mk_checker_cp_begin, or mk_checker_cp_taken when the run checks no
+ * CP), since the CP holds every write before it: the history grows with
+ * the blocks written between two CPs, never with the volume. */
 int mk_checker_write(mk_checker *ck, uint64_t off, uint32_t len, int acked);
+/* A CP started that the run does not check (--verify off, or no mirror
+ * to read): only the write history of I2 is reset. */
+void mk_checker_cp_taken(mk_checker *ck);
 /* I2: after the source was lost and the destination promoted, every block
  * whose last write was acknowledged holds the source's bytes. */
 int mk_checker_promoted(mk_checker *ck, mk_file *src, mk_file *mirror,
