@@ -139,7 +139,7 @@ S ?= 600
 FUZZ_MUTATED := fuzz_log fuzz_sync fuzz_source
 mutator_for = $(if $(and $(wildcard fuzz/mk_mutator.c),$(filter $(1),$(FUZZ_MUTATED))),AFL_CUSTOM_MUTATOR_LIBRARY=build/fuzz-afl/fuzz/mk_mutator.so)
 
-.PHONY: fuzz-build fuzz-bins fuzz fuzz-replay fuzz-smoke fuzz-mutants
+.PHONY: fuzz-build fuzz-afl fuzz-bins fuzz fuzz-replay fuzz-smoke fuzz-mutants
 
 fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
 
@@ -157,10 +157,13 @@ $(B)/fuzz/mk_mutator.so: fuzz/mk_mutator.c $(FUZZ_HDRS) $(HDRS)
 	cc $(MK_WARN) $(MK_DEFS) $(PKG_CFLAGS) -Iref -Ifuzz -O2 -g -shared -fPIC -o $@ $< \
 	  $(filter-out ref/mirrorkit.c,$(wildcard ref/mk_cursor.c ref/mk_buf.c ref/mk_wire.c ref/mk_err.c ref/mk_prng.c)) $(XXH_LIBS)
 
-fuzz-build:
-	$(MAKE) B=build/fuzz-replay CFLAGS="-O1 -g $(FUZZ_SAN)" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins
+# The AFL++ build alone (what make bench's speed section runs).
+fuzz-afl:
 	$(MAKE) B=build/fuzz-afl CC=afl-clang-fast CFLAGS="-O2 -g" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins \
 	  $(if $(wildcard fuzz/mk_mutator.c),build/fuzz-afl/fuzz/mk_mutator.so)
+
+fuzz-build: fuzz-afl
+	$(MAKE) B=build/fuzz-replay CFLAGS="-O1 -g $(FUZZ_SAN)" EXTRA_CFLAGS="$(FUZZ_DEFS)" fuzz-bins
 	$(MAKE) B=build/fuzz-lf CC=clang CFLAGS="-O1 -g -fsanitize=fuzzer-no-link $(FUZZ_SAN)" \
 	  EXTRA_CFLAGS="$(FUZZ_DEFS)" FUZZ_LIBFUZZER=1 fuzz-bins
 
@@ -217,7 +220,7 @@ mutants: all
 # taken in the same run: mirrorkit bench (tables and the targets on stdout,
 # CSV in $(B)/bench/, and PNG figures there too when gnuplot is installed).
 # The work files go to /dev/shm, so that no disk is measured.
-bench: all fuzz-build
+bench: all fuzz-afl
 	TMPDIR=$$( [ -d /dev/shm ] && echo /dev/shm || echo $${TMPDIR:-/tmp} ) ./$(MIRRORKIT) bench --csv $(B)/bench
 	@if command -v gnuplot >/dev/null 2>&1; then \
 	  gnuplot -e "dir='$(B)/bench'" verify/bench_plot.gp && \

@@ -1240,7 +1240,7 @@ static int bench_scale(bench_ctx *b, FILE *csv)
 /* ---- speed: the simulator and the fuzz harnesses ----------------------------- */
 
 /* execs_per_sec of a short afl-fuzz run of build/fuzz-afl/fuzz/<t>, or -1
- * if afl-fuzz or the harness is missing (make fuzz-build). */
+ * if afl-fuzz or the harness is missing (make fuzz-afl). */
 static double fuzz_execs(const char *t, const char *dir, uint32_t seconds)
 {
     char bin[256], cmd[2600], stats[1300], line[256];
@@ -1302,7 +1302,7 @@ static int bench_speed(bench_ctx *b, FILE *csv)
         for (int r = 0; r < b->rounds && ok; r++)
             ok = (v[r] = fuzz_execs(harnesses[i], b->dir, b->fuzz_seconds)) >= 0;
         if (!ok) {
-            printf("  %-14s not measured: needs afl-fuzz and make fuzz-build\n", harnesses[i]);
+            printf("  %-14s not measured: needs afl-fuzz and make fuzz-afl\n", harnesses[i]);
             continue;
         }
         stat3 s = stat_of(v, b->rounds);
@@ -1353,7 +1353,7 @@ static void bench_help(void)
            "per CP, and the time per CP with 16, 64 and 256 MiB of dirty data.\n"
            "\n"
            "speed: simulator seeds/s with one and two jobs, and the execs/s of every fuzz\n"
-           "harness in afl-fuzz runs of --fuzz-seconds (default 5; needs make fuzz-build,\n"
+           "harness in afl-fuzz runs of --fuzz-seconds (default 5; needs make fuzz-afl,\n"
            "run from the source tree).\n"
            "\n"
            "The report ends with the targets of README.md's performance section, each\n"
