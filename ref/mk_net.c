@@ -143,10 +143,37 @@ static int recv_fault(int rfd, const uint8_t *buf, size_t n, mk_sink_fn sink, vo
 }
 #endif
 
+/* Sends out until it is empty or the descriptor is full (or fails the way
+ * the fault point says).  send() with MSG_NOSIGNAL: a peer that went away
+ * is an error to report, not a SIGPIPE that kills the process. */
+static int send_out(int wfd, mk_buf *out, FILE *record)
+{
+    fiu_do_on("ref/link/send", return send_fault(wfd, out, record));
+    while (mk_buf_len(out)) {
+        ssize_t w = send(wfd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL);
+        if (w < 0 && errno == ENOTSOCK)
+            w = write(wfd, mk_buf_peek(out), mk_buf_len(out));
+        if (w < 0 && errno != EAGAIN && errno != EINTR)
+            return MK_ECLOSED;
+        if (w <= 0)
+            break;
+        if (record && fwrite(mk_buf_peek(out), 1, (size_t)w, record) != (size_t)w)
+            return MK_EIO;
+        mk_buf_consume(out, (size_t)w);
+    }
+    return 0;
+}
+
 int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
                 int timeout_ms, FILE *record)
 {
     struct pollfd p[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
+    int rc;
+    /* Output is sent before the poll, which then waits only for what the
+     * send could not take: a descriptor with room needs no poll to say so,
+     * and a sync write saves a system call. */
+    if (mk_buf_len(out) && (rc = send_out(wfd, out, record)))
+        return rc;
     int same = rfd == wfd, want_out = mk_buf_len(out) > 0;
     if (same)
         p[0].events |= want_out ? POLLOUT : 0;
@@ -156,45 +183,24 @@ int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
     if (n == 0)
         return 0;
     short wrev = same ? p[0].revents : (want_out ? p[1].revents : 0);
-    if (want_out && (wrev & (POLLOUT | POLLERR | POLLHUP))) {
-        fiu_do_on("ref/link/send", return send_fault(wfd, out, record));
-        /* Send until the queue is empty or the socket is full.  send()
-         * with MSG_NOSIGNAL: a peer that went away is an error to report,
-         * not a SIGPIPE that kills the process. */
-        while (mk_buf_len(out)) {
-            ssize_t w = send(wfd, mk_buf_peek(out), mk_buf_len(out), MSG_NOSIGNAL);
-            if (w < 0 && errno == ENOTSOCK)
-                w = write(wfd, mk_buf_peek(out), mk_buf_len(out));
-            if (w < 0 && errno != EAGAIN && errno != EINTR)
-                return MK_ECLOSED;
-            if (w <= 0)
-                break;
-            if (record && fwrite(mk_buf_peek(out), 1, (size_t)w, record) != (size_t)w)
-                return MK_EIO;
-            mk_buf_consume(out, (size_t)w);
-        }
-    }
+    if (want_out && (wrev & (POLLOUT | POLLERR | POLLHUP)) && (rc = send_out(wfd, out, record)))
+        return rc;
     if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-        /* Read what has arrived, up to PUMP_READ bytes, before handing it
-         * on: an engine acts on a batch at once (the destination makes a
-         * whole batch of transfers durable with one sync, 4.4), and the
-         * fewer calls the better. */
+        /* Read what has arrived, up to PUMP_READ bytes, in one call
+         * before handing it on: an engine acts on a batch at once (the
+         * destination makes a whole batch of transfers durable with one
+         * sync, 4.4), and the fewer calls the better. */
         static uint8_t buf[PUMP_READ];
-        size_t got = 0;
-        int closed = 0;
-        while (got < sizeof buf) {
-            ssize_t r = read(rfd, buf + got, sizeof buf - got);
-            if (r > 0) {
-                got += (size_t)r;
-                continue;
-            }
-            closed = r == 0 || (errno != EAGAIN && errno != EINTR);
-            break;
-        }
+        ssize_t r = read(rfd, buf, sizeof buf);
+        size_t got = r > 0 ? (size_t)r : 0;
+        int closed = r == 0 || (r < 0 && errno != EAGAIN && errno != EINTR);
         if (got) {
-            int rc;
             fiu_do_on("ref/link/recv", return recv_fault(rfd, buf, got, sink, ctx));
             if ((rc = sink(ctx, buf, got)))
+                return rc;
+            /* What the engine answered goes out now, not a poll later: a
+             * destination's LOG_ACK is what a sync write waits for. */
+            if (mk_buf_len(out) && (rc = send_out(wfd, out, record)))
                 return rc;
         }
         if (closed)
