@@ -169,11 +169,17 @@ int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
 {
     struct pollfd p[2] = {{rfd, POLLIN, 0}, {wfd, POLLOUT, 0}};
     int rc;
-    /* Output is sent before the poll, which then waits only for what the
-     * send could not take: a descriptor with room needs no poll to say so,
-     * and a sync write saves a system call. */
-    if (mk_buf_len(out) && (rc = send_out(wfd, out, record)))
-        return rc;
+    /* Output is sent before the poll: a descriptor with room needs no poll
+     * to say so, and a sync write saves a system call.  If it all went,
+     * the round ends here, so that an engine that makes its output as the
+     * transport drains it (the source's CP_DATA, mk_source_out) can queue
+     * more at once rather than after a poll that waits for input. */
+    if (mk_buf_len(out)) {
+        if ((rc = send_out(wfd, out, record)))
+            return rc;
+        if (mk_buf_len(out) == 0)
+            return 0;
+    }
     int same = rfd == wfd, want_out = mk_buf_len(out) > 0;
     if (same)
         p[0].events |= want_out ? POLLOUT : 0;
