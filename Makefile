@@ -34,7 +34,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(B)/%)
 MIRRORKIT := $(B)/mirrorkit
 
 .PHONY: all demo check check-unit check-shell check-valgrind check-asan \
-        coverage deps clean fault-build mutant-build mutants bench fault/POINTS.md
+        coverage deps clean fault-build mutant-build mutants bench bench-ab fault/POINTS.md
 .DEFAULT_GOAL := all
 
 # Objects remember what they were built with (compiler, flags, libraries):
@@ -226,6 +226,14 @@ bench: all fuzz-afl
 	  gnuplot -e "dir='$(B)/bench'" verify/bench_plot.gp && \
 	  echo "bench: figures in $(B)/bench/throughput.png and $(B)/bench/bandwidth.png"; \
 	else echo "bench: gnuplot is not installed: CSV only, in $(B)/bench"; fi
+
+# This tree's throughput against an earlier revision's, built and run side
+# by side in the same minutes (verify/bench_ab.sh):
+#   make bench-ab REV=bb57e14 [ROUNDS=5]
+REV ?= bb57e14
+ROUNDS ?= 3
+bench-ab:
+	sh verify/bench_ab.sh $(REV) $(ROUNDS)
 
 # Debian packages the build and the tests need.  As root they are
 # installed; otherwise the apt-get line is printed for the user to run.
