@@ -42,6 +42,10 @@ struct mk_logstore {
      * offset wb_at and end at end (wb_flush). */
     mk_buf wb;
     uint64_t wb_at;
+    /* A write of the buffer failed: the file's tail is unknown (a prefix
+     * may be there) and the engine has stopped, so nothing more is
+     * written - not even when the store is freed. */
+    int wb_err;
 };
 
 /* Records are appended into a write-behind buffer of up to WB_CAP bytes
@@ -56,11 +60,13 @@ struct mk_logstore {
 static int wb_flush(mk_logstore *ls)
 {
     size_t n = mk_buf_len(&ls->wb);
+    if (ls->wb_err)
+        return ls->wb_err;
     if (n == 0)
         return 0;
     int rc = mk_file_pwrite(ls->f, mk_buf_peek(&ls->wb), n, ls->wb_at);
     if (rc)
-        return rc;
+        return ls->wb_err = rc;
     mk_buf_clear(&ls->wb);
     ls->wb_at = ls->end;
     return 0;
@@ -521,7 +527,8 @@ void mk_logstore_free(mk_logstore *ls)
     if (!ls)
         return;
     /* What was appended reaches the file, as a process's writes reach the
-     * page cache when it exits (a crashed file refuses them). */
+     * page cache when it exits (a crashed file refuses them; after a failed
+     * write nothing is written, wb_err). */
     (void)wb_flush(ls);
     mk_buf_free(&ls->wb);
     free(ls->x);
@@ -592,7 +599,7 @@ static int append(mk_logstore *ls, uint8_t type, size_t plen,
         return rc;
     if (b == &ls->scratch &&
         (rc = mk_file_pwrite(ls->f, mk_buf_peek(b), total, ls->end)))
-        return rc;
+        return ls->wb_err = rc;
     if (rec_off)
         *rec_off = ls->end;
     ls->end += total;

@@ -5,12 +5,15 @@
  * interface every revision since the pair existed has, so a revision from
  * before an optimisation can be measured side by side with one after it.
  *
- *   bench_ab MODE LOAD DIR     MODE sync|semi-sync|async, LOAD seq|block
+ *   bench_ab MODE LOAD DIR [TRANSPORT [CPS]]
  *
- * Prints the client MB/s of one run (64 MiB volume, 4 KiB blocks, 4 CPs,
- * over loopback TCP to a forked destination, files in DIR), or exits 1.
+ * MODE sync|semi-sync|async, LOAD seq|block, TRANSPORT tcp (default) or any
+ * other the revision knows (sim for a run callgrind can count), CPS 4 by
+ * default.  Prints the client MB/s of one run (64 MiB volume, 4 KiB blocks,
+ * files in DIR), or exits 1.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mk_pair.h"
@@ -19,8 +22,8 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: bench_ab MODE LOAD DIR\n");
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: bench_ab MODE LOAD DIR [TRANSPORT [CPS]]\n");
         return 2;
     }
     mk_pair_config cfg;
@@ -34,8 +37,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_ab: MODE is sync, semi-sync or async; LOAD seq or block\n");
         return 2;
     }
-    cfg.transport = mk_transport_parse("tcp");
-    cfg.cps = 4;
+    cfg.transport = mk_transport_parse(argc > 4 ? argv[4] : "tcp");
+    cfg.cps = argc > 5 ? (uint32_t)atoi(argv[5]) : 4;
+    if (cfg.transport < 0 || cfg.cps == 0) {
+        fprintf(stderr, "bench_ab: unknown transport or no CPs\n");
+        return 2;
+    }
     cfg.writes_per_cp = cfg.workload == MK_WL_SEQ ? 1024 : 8192;
     cfg.verify = MK_VERIFY_OFF;
     cfg.workdir = argv[3];
