@@ -106,9 +106,9 @@ if grep -q __asan_init "$M" 2>/dev/null; then
     echo "t_bench: $M is an ASan build: RSS not judged"
 else
     mkdir -p "$TMPDIR/mk-scale.$$"
-    r2=$("$M" bench --scale-run 268435456:512:2:"$TMPDIR/mk-scale.$$") || fail "scale run of 2 CPs"
+    r2=$("$M" bench --scale-run 268435456:512:2:0:"$TMPDIR/mk-scale.$$") || fail "scale run of 2 CPs"
     rm -f "$TMPDIR/mk-scale.$$"/*
-    r12=$("$M" bench --scale-run 268435456:512:12:"$TMPDIR/mk-scale.$$") || fail "scale run of 12 CPs"
+    r12=$("$M" bench --scale-run 268435456:512:12:0:"$TMPDIR/mk-scale.$$") || fail "scale run of 12 CPs"
     rm -rf "$TMPDIR/mk-scale.$$"
     s2=${r2%% *}; s12=${r12%% *}
     [ -n "$s2" ] && [ -n "$s12" ] && [ $((s12 - s2)) -lt 1024 ] ||
