@@ -1288,8 +1288,12 @@ static int bench_scale(bench_ctx *b, FILE *csv)
         if (i > FIRST_TIME && base_us > 0 && base_floor > 0) {
             double pair_x = us_per_mib / base_us, floor_x = floor_us / base_floor;
             printf("   x%.2f per MiB, floor x%.2f", pair_x, floor_x);
-            if (pair_x / floor_x > worst)
-                worst = pair_x / floor_x;
+            /* Growth the machine's own storage shows too is not the
+             * pair's; a floor that grows less than linearly (its fixed
+             * per-CP costs weigh less in a larger CP) excuses nothing. */
+            double own = pair_x / (floor_x > 1.0 ? floor_x : 1.0);
+            if (own > worst)
+                worst = own;
         }
         if (i == 0)
             rss64 = src + dst;
@@ -1306,7 +1310,7 @@ static int bench_scale(bench_ctx *b, FILE *csv)
            "storage floor's (throughput section) for the same CPs, how the machine's own costs grow\n");
     judge(b, rss1t <= 2 * rss64, "RSS on 1 TiB <= 2 x RSS on 64 MiB, 10 CPs of 64 MiB (x)", "%.2f",
           ratio((uint64_t)rss1t, (uint64_t)rss64));
-    judge(b, worst <= 1.25, "time per CP linear: cost per MiB at 4x, 16x <= 1.25 x 1x's, over the floor's growth",
+    judge(b, worst <= 1.25, "time per CP linear: cost per MiB at 4x, 16x <= 1.25 x 1x's (beyond the floor's)",
           "%.2f", worst);
     return 0;
 }
