@@ -30,13 +30,13 @@ static uint64_t mutant_digest_step(uint64_t d, uint64_t block, uint64_t hash)
 
 enum { S_AWAIT_HELLO, S_READY };
 
-/* How the destination reads blocks back from its log: blocks that lie
- * close together in the file (a transfer's slots, the CP_DATA records of a
- * CP, the records of consecutive small transfers) are read with one call
- * of up to LOG_SPAN bytes, skipping gaps of at most LOG_GAP bytes, because
- * on a virtual machine a system call costs as much as copying tens of
- * kilobytes.  The span buffer is the destination's only buffer for it, so
- * memory does not grow with the size of a CP. */
+/* How the destination reads a CP back from its log (7.4 step 5): blocks
+ * that lie close together in the file (a transfer's slots, the CP_DATA
+ * records of a CP, the records of consecutive small transfers) are read
+ * with one call of up to LOG_SPAN bytes, skipping gaps of at most LOG_GAP
+ * bytes, because on a virtual machine a system call costs as much as
+ * copying tens of kilobytes.  The span buffer is the destination's only
+ * buffer for it, so memory does not grow with the size of a CP. */
 #define LOG_SPAN (1u << 20)
 #define LOG_GAP (16u << 10)
 
@@ -65,7 +65,6 @@ struct mk_dest {
     uint64_t last_tid;     /* highest transfer ID received (durable or not) */
     uint64_t synced_tid;   /* highest transfer ID made durable and acked */
     mk_buf in, out;
-    uint8_t *block;        /* one block of scratch */
     uint8_t *span;         /* LOG_SPAN bytes: blocks read back from the log */
     /* the open CP */
     int cp_open, commit_seen;
@@ -86,6 +85,13 @@ struct mk_dest {
 };
 
 /* ---- helpers ----------------------------------------------------------- */
+
+static int ensure_span(mk_dest *d)
+{
+    if (!d->span && !(d->span = malloc(LOG_SPAN)))
+        return MK_ENOMEM;
+    return 0;
+}
 
 static void event(mk_dest *d, int kind, uint64_t n, uint64_t cp)
 {
@@ -115,14 +121,6 @@ static void cp_reset(mk_dest *d)
     d->nst = 0;
     d->outstanding = 0;
     mk_map_clear(&d->where);
-}
-
-static int ensure_block_buf(mk_dest *d)
-{
-    if (d->block)
-        return 0;
-    d->block = malloc(d->id.block_size);
-    return d->block ? 0 : MK_ENOMEM;
 }
 
 #ifdef MK_MUTANT_DEST_ACK_UNSTORED
@@ -170,16 +168,10 @@ static int cmp_log_blk(const void *a, const void *b)
     return x->off < y->off ? -1 : x->off > y->off;
 }
 
-static int ensure_span(mk_dest *d)
-{
-    if (!d->span && !(d->span = malloc(LOG_SPAN)))
-        return MK_ENOMEM;
-    return 0;
-}
 
 /* Hashes the n blocks of the log at b[k].off into h[b[k].i] (H of section
- * 3.2) and, if leaf is given, leaf[b[k].i] (the Merkle leaf of 9.7).  b is
- * sorted by offset here; the blocks are read in file order, spans at a
+ * 3.2) and leaf[b[k].i] (the Merkle leaf of 9.7), one pass over each.  b
+ * is sorted by offset here; the blocks are read in file order, spans at a
  * time.  Storage errors as mk_logstore_read returns them. */
 static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h128 *leaf)
 {
@@ -199,10 +191,7 @@ static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h12
             return rc;
         for (; k < j; k++) {
             const uint8_t *p = d->span + (b[k].off - start);
-            if (leaf)
-                mk_block_sums(p, bs, &h[b[k].i], &leaf[b[k].i]);
-            else
-                h[b[k].i] = mk_block_hash(p, bs);
+            mk_block_sums(p, bs, &h[b[k].i], &leaf[b[k].i]);
         }
     }
     return 0;
@@ -325,9 +314,9 @@ static int recover(mk_dest *d)
     /* A planted bug for fault/'s simulator to find (make mutant-build):
      * recovery marks a committed CP applied without redoing it. */
     (void)digest;
-    if ((rc = ensure_block_buf(d)) == 0 && (rc = mk_logstore_append_applied(d->log, cp)) == 0)
+    if ((rc = ensure_span(d)) == 0 && (rc = mk_logstore_append_applied(d->log, cp)) == 0)
 #else
-    if ((rc = ensure_block_buf(d)) == 0 && (rc = apply_entries(d, e, n, digest)) == 0 &&
+    if ((rc = ensure_span(d)) == 0 && (rc = apply_entries(d, e, n, digest)) == 0 &&
         (rc = mk_logstore_append_applied(d->log, cp)) == 0)
 #endif
         rc = mk_logstore_sync(d->log);
@@ -400,7 +389,6 @@ void mk_dest_free(mk_dest *d)
     mk_buf_free(&d->held);
 #endif
     free(d->st);
-    free(d->block);
     free(d->span);
     free(d);
 }
@@ -472,7 +460,7 @@ static int on_hello(mk_dest *d, const mk_frame *f)
     if (h.source_id != d->id.source_id)
         return fail_session(d, MK_EPEER, "HELLO from a source other than the log's");
 #endif
-    if ((rc = ensure_block_buf(d)))
+    if ((rc = ensure_span(d)))
         return fail_storage(d, rc, "allocation");
     /* Whatever was appended is made durable before it is reported. */
     if (d->last_tid != d->synced_tid) {
