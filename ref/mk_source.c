@@ -93,7 +93,7 @@ struct mk_source {
     size_t cr_len;
     int streaming;     /* CP_DATA of the CP still to queue, from data_next */
     size_t data_next;
-    uint64_t deferred; /* transfers logged while streaming, not yet sent */
+    uint64_t deferred_tid; /* the first transfer logged while streaming (0: none) */
     uint8_t *scratch;  /* one block */
     uint8_t *span;     /* SPAN_BYTES: consecutive blocks read from the store */
     int remote_code;
@@ -394,9 +394,12 @@ static void stream_cp(mk_source *s)
             if ((rc = mk_cp_commit_encode(&s->out, s->send_seq++, &c)))
                 break;
             s->st.cp_ctl_bytes += mk_buf_len(&s->out) - before;
-            for (uint64_t k = s->deferred; k > 0 && !rc; k--)
-                rc = emit_transfer(s, xf_at(s, s->xf_len - k));
-            s->deferred = 0;
+            /* The ring holds transfers in tid order; a destination that
+             * acknowledged one it was never sent has released it. */
+            for (size_t i = 0; s->deferred_tid && i < s->xf_len && !rc; i++)
+                if (xf_at(s, i)->tid >= s->deferred_tid)
+                    rc = emit_transfer(s, xf_at(s, i));
+            s->deferred_tid = 0;
             break;
         }
         cprec *r = &s->cr[s->data_next];
@@ -431,7 +434,7 @@ static void drop_output(mk_source *s)
     mk_buf_clear(&s->in);
     mk_buf_clear(&s->out);
     s->streaming = 0;
-    s->deferred = 0;
+    s->deferred_tid = 0;
 }
 
 int mk_source_connect(mk_source *s, uint64_t now)
@@ -910,7 +913,8 @@ static int log_piece(mk_source *s, uint64_t off, const uint8_t *data, uint32_t l
     if (s->state != S_READY)
         return 0; /* sent when the session resumes (8.2) */
     if (s->streaming) {
-        s->deferred++; /* sent after the CP's CP_COMMIT */
+        if (!s->deferred_tid) /* sent after the CP's CP_COMMIT */
+            s->deferred_tid = tid;
         return 0;
     }
     return emit_transfer(s, &x);

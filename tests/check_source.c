@@ -1231,6 +1231,46 @@ START_TEST(test_s8_1_nak_and_writes_while_cp_data_streams)
 }
 END_TEST
 
+/* SPEC.md 4.4, 7.1: transfers logged while a CP's DATA streams wait for
+ * its CP_COMMIT.  A destination that acknowledges one of them before it
+ * was sent (a LOG_ACK within the tids the source assigned, so 4.4 accepts
+ * it) releases it: after CP_COMMIT the source sends only the rest, in tid
+ * order, and goes on. */
+START_TEST(test_s4_4_log_ack_of_a_transfer_waiting_for_cp_commit)
+{
+    enum { N = 1024, B = 4096, DATA = 512 };
+    sfx x;
+    sfx_make(&x, MK_MODE_SEMI, N, B, 0);
+    sfx_connect(&x, 0, 0, 0);
+    for (uint64_t b = 0; b < DATA; b++)
+        sfx_write(&x, b * B + 1, 7, 100 + b); /* partial: DATA, tids 1..DATA */
+    sfx_ack(&x, DATA);
+    mkt_frames_free(sfx_out(&x));
+    mkt_ok(mk_source_cp(x.s, 0));
+    mkt_frames *first = sfx_out(&x);
+    ck_assert_uint_eq(mkt_count(first, MK_F_CP_COMMIT), 0);
+    mkt_frames_free(first);
+    sfx_write(&x, 900 * B, B, 1); /* tid DATA+1, waits */
+    sfx_write(&x, 901 * B, B, 2); /* tid DATA+2, waits */
+    sfx_write(&x, 902 * B, B, 3); /* tid DATA+3, waits */
+    mkt_log_ack(&x.p, DATA + 2);
+    mkt_ok(sfx_send(&x));
+    ck_assert_int_eq(mk_source_error(x.s), 0);
+    mkt_frames *rest = sfx_drain(&x);
+    long commit = mkt_find(rest, MK_F_CP_COMMIT, 0);
+    ck_assert_int_ge(commit, 0);
+    ck_assert_uint_eq(mkt_count(rest, MK_F_LOG), 1);
+    long at = mkt_find(rest, MK_F_LOG, 0);
+    ck_assert_int_gt(at, commit);
+    mk_log l;
+    mkt_ok(mk_log_decode(&rest->f[at], &l));
+    ck_assert_uint_eq(l.tid, DATA + 3);
+    mkt_frames_free(rest);
+    ck_assert_uint_eq(mk_source_unacked_bytes(x.s), B);
+    sfx_free(&x);
+}
+END_TEST
+
 enum { NK_DATA_BLOCK, NK_NOT_IN_CP, NK_TWICE, NK_WRONG_CP, NK_NO_CP, NK_CASES };
 
 START_TEST(test_s8_1_nak_checks)
@@ -1519,6 +1559,7 @@ static Suite *source_suite(void)
     tcase_add_test(tc, test_s7_5_source_digest_vectors);
     tcase_add_test(tc, test_s8_1_nak_resends_cp_image_copy_on_write);
     tcase_add_test(tc, test_s8_1_nak_and_writes_while_cp_data_streams);
+    tcase_add_test(tc, test_s4_4_log_ack_of_a_transfer_waiting_for_cp_commit);
     tcase_add_loop_test(tc, test_s8_1_nak_checks, 0, NK_CASES);
     suite_add_tcase(s, tc);
 
