@@ -195,7 +195,9 @@ int mk_io_pump2(int rfd, int wfd, mk_buf *out, mk_sink_fn sink, void *ctx,
         /* Read what has arrived, up to PUMP_READ bytes, in one call
          * before handing it on: an engine acts on a batch at once (the
          * destination makes a whole batch of transfers durable with one
-         * sync, 4.4), and the fewer calls the better. */
+         * sync, 4.4), and the fewer calls the better.  Static, not a 1 MiB
+         * stack frame: a process runs one pump at a time, and no sink calls
+         * back into it. */
         static uint8_t buf[PUMP_READ];
         ssize_t r = read(rfd, buf, sizeof buf);
         size_t got = r > 0 ? (size_t)r : 0;
