@@ -36,7 +36,9 @@ enum { S_AWAIT_HELLO, S_READY };
  * with one call of up to LOG_SPAN bytes, skipping gaps of at most LOG_GAP
  * bytes, because on a virtual machine a system call costs as much as
  * copying tens of kilobytes.  The span buffer is the destination's only
- * buffer for it, so memory does not grow with the size of a CP. */
+ * buffer for it, grown to the largest span read so far (never past
+ * LOG_SPAN, never past the log), so memory does not grow with the size of
+ * a CP. */
 #define LOG_SPAN (1u << 20)
 #define LOG_GAP (16u << 10)
 
@@ -65,7 +67,8 @@ struct mk_dest {
     uint64_t last_tid;     /* highest transfer ID received (durable or not) */
     uint64_t synced_tid;   /* highest transfer ID made durable and acked */
     mk_buf in, out;
-    uint8_t *span;         /* LOG_SPAN bytes: blocks read back from the log */
+    uint8_t *span;         /* blocks read back from the log, span_cap bytes */
+    size_t span_cap;
     /* the open CP */
     int cp_open, commit_seen;
     mk_cp_begin cp;
@@ -86,10 +89,16 @@ struct mk_dest {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static int ensure_span(mk_dest *d)
+/* Makes the span buffer hold at least n bytes (n <= LOG_SPAN). */
+static int ensure_span(mk_dest *d, size_t n)
 {
-    if (!d->span && !(d->span = malloc(LOG_SPAN)))
+    if (n <= d->span_cap)
+        return 0;
+    uint8_t *p = realloc(d->span, n);
+    if (!p)
         return MK_ENOMEM;
+    d->span = p;
+    d->span_cap = n;
     return 0;
 }
 
@@ -176,9 +185,7 @@ static int cmp_log_blk(const void *a, const void *b)
 static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h128 *leaf)
 {
     uint32_t bs = d->id.block_size;
-    int rc = ensure_span(d);
-    if (rc)
-        return rc;
+    int rc;
     if (n > 1)
         qsort(b, n, sizeof *b, cmp_log_blk);
     for (size_t k = 0; k < n;) {
@@ -187,7 +194,8 @@ static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h12
         while (j < n && b[j].off >= end && b[j].off - end <= LOG_GAP &&
                b[j].off + bs - start <= LOG_SPAN)
             end = b[j++].off + bs;
-        if ((rc = mk_logstore_read(d->log, start, d->span, (uint32_t)(end - start))))
+        if ((rc = ensure_span(d, (size_t)(end - start))) ||
+            (rc = mk_logstore_read(d->log, start, d->span, (uint32_t)(end - start))))
             return rc;
         for (; k < j; k++) {
             const uint8_t *p = d->span + (b[k].off - start);
@@ -244,10 +252,13 @@ static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_
 #else
         uint64_t at = e[i].block * bs;
 #endif
+        if ((rc = ensure_span(d, (size_t)(end - start))))
+            break;
         if (contiguous) {
-            /* Slots of one transfer: the kernel copies them. */
+            /* Slots of one transfer: the kernel copies them (the span is
+             * only the bounce buffer of a copy it cannot make). */
             rc = mk_logstore_copy_out(d->log, start, end - start, d->mirror, at, d->span,
-                                      LOG_SPAN);
+                                      d->span_cap);
         } else if ((rc = mk_logstore_read(d->log, start, d->span, (uint32_t)(end - start))) == 0) {
             /* Records with headers between their blocks (CP_DATA, small
              * transfers): the blocks are closed up in the span and written
@@ -314,9 +325,9 @@ static int recover(mk_dest *d)
     /* A planted bug for fault/'s simulator to find (make mutant-build):
      * recovery marks a committed CP applied without redoing it. */
     (void)digest;
-    if ((rc = ensure_span(d)) == 0 && (rc = mk_logstore_append_applied(d->log, cp)) == 0)
+    if ((rc = mk_logstore_append_applied(d->log, cp)) == 0)
 #else
-    if ((rc = ensure_span(d)) == 0 && (rc = apply_entries(d, e, n, digest)) == 0 &&
+    if ((rc = apply_entries(d, e, n, digest)) == 0 &&
         (rc = mk_logstore_append_applied(d->log, cp)) == 0)
 #endif
         rc = mk_logstore_sync(d->log);
@@ -460,8 +471,6 @@ static int on_hello(mk_dest *d, const mk_frame *f)
     if (h.source_id != d->id.source_id)
         return fail_session(d, MK_EPEER, "HELLO from a source other than the log's");
 #endif
-    if ((rc = ensure_span(d)))
-        return fail_storage(d, rc, "allocation");
     /* Whatever was appended is made durable before it is reported. */
     if (d->last_tid != d->synced_tid) {
         if ((rc = mk_logstore_sync(d->log)))

@@ -95,7 +95,8 @@ struct mk_source {
     size_t data_next;
     uint64_t deferred_tid; /* the first transfer logged while streaming (0: none) */
     uint8_t *scratch;  /* one block */
-    uint8_t *span;     /* SPAN_BYTES: consecutive blocks read from the store */
+    uint8_t *span;     /* consecutive blocks read from the store, span_cap bytes */
+    size_t span_cap;
     int remote_code;
     char remote_msg[MK_ERROR_MSG_MAX + 1];
     /* the Merkle tree of the CP image, and a descent after a mismatch */
@@ -147,10 +148,7 @@ int mk_source_new(const mk_source_config *cfg, mk_file *store, mk_source **out)
     mk_buf_init(&s->out);
     mk_map_init(&s->dmap);
     s->scratch = malloc(cfg->block_size);
-    s->span = malloc(SPAN_BYTES);
-    if (!s->scratch || !s->span) {
-        free(s->scratch);
-        free(s->span);
+    if (!s->scratch) {
         free(s);
         return MK_ENOMEM;
     }
@@ -363,10 +361,19 @@ static int emit_cp(mk_source *s)
 static int emit_transfer(mk_source *s, const xfer *x);
 static xfer *xf_at(mk_source *s, size_t i);
 
-/* Reads blocks first .. first+n-1 of the store into s->span. */
+/* Reads blocks first .. first+n-1 of the store into s->span, which grows
+ * to the largest span read so far (SPAN_BYTES at most), so a source whose
+ * CPs are small keeps a small buffer. */
 static int read_span(mk_source *s, uint64_t first, size_t n)
 {
     uint32_t bs = s->cfg.block_size;
+    if (n * bs > s->span_cap) {
+        uint8_t *p = realloc(s->span, n * bs);
+        if (!p)
+            return MK_ENOMEM;
+        s->span = p;
+        s->span_cap = n * bs;
+    }
     return mk_file_read_block(s->store, s->span, n * bs, first * bs);
 }
 
