@@ -1515,7 +1515,7 @@ static int pick_sections(const char *list, int *want)
  * touched once before any is timed, and the rates are reported: they
  * describe the machine, not mirrorkit.
  */
-static double warm_memory(uint64_t want, int report)
+static void warm_memory(uint64_t want)
 {
     long avail = sysconf(_SC_AVPHYS_PAGES), page = sysconf(_SC_PAGESIZE);
     uint64_t chunk = 256u << 20;
@@ -1523,20 +1523,18 @@ static double warm_memory(uint64_t want, int report)
     if (avail > 0 && page > 0 && (uint64_t)avail * (uint64_t)page / 2 < want)
         want = (uint64_t)avail * (uint64_t)page / 2 / chunk * chunk;
     if (want < chunk)
-        return 0;
+        return;
     double rate[2] = {0, 0};
     for (int pass = 0; pass < 2; pass++) {
         uint64_t n = pass == 0 ? want : chunk, t0 = now_ns();
         void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (p == MAP_FAILED)
-            return 0;
+            return;
         rate[pass] = (double)n / ((double)(now_ns() - t0) / 1e9) / 1e9;
         munmap(p, n);
     }
-    if (report)
-        printf("memory: %.1f GiB touched before the sections: %.2f GB/s the first time, %.2f GB/s "
-               "again\n\n", (double)want / (1u << 30), rate[0], rate[1]);
-    return rate[0];
+    printf("memory: %.1f GiB touched before the sections: %.2f GB/s the first time, %.2f GB/s "
+           "again\n\n", (double)want / (1u << 30), rate[0], rate[1]);
 }
 
 /* Every figure is only as good as the machine it was taken on. */
@@ -1692,7 +1690,7 @@ int mk_cmd_bench(int argc, char **argv)
     if (want[4] && (3ull << 30) > need)
         need = 3ull << 30;
     if (need)
-        warm_memory(need, 1);
+        warm_memory(need);
     int rc = 0, first = 1;
     uint64_t t0 = now_ns();
     for (size_t i = 0; i < NSECTIONS && !rc; i++) {
