@@ -864,6 +864,10 @@ static void print_cp_line(FILE *o, uint32_t cp, const mk_source_stats *s,
             (unsigned long long)cpb, (unsigned long long)naive, pct(cpb, naive),
             pct(s->cp_ref_bytes - b->cp_ref_bytes, s->ref_naive_bytes - b->ref_naive_bytes),
             verdict);
+    /* A CP row is progress: whoever reads the pipe or the file (a test
+     * timing a kill, a user behind tee) sees it when the CP is done, not
+     * when the run ends and stdio's buffer drains. */
+    fflush(o);
 }
 
 /* Script mode reports each acknowledged write once, in order. */

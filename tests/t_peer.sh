@@ -17,7 +17,12 @@ port=$(cat "$d/port")
 $M source --connect 127.0.0.1:$port --blocks 1024 --cps 40 --writes 200 --mode sync \
     >"$d/src.out" 2>&1 &
 spid=$!
-sleep 0.5
+# The session is under way once the source reports CP 1 (a fixed sleep
+# would race a fast machine to the end of the run).
+for i in $(seq 200); do
+    grep -q "^   1 " "$d/src.out" 2>/dev/null && break
+    sleep 0.05
+done
 # ...and an intruder connecting meanwhile: it must get ERROR MK_EPEER.
 python3 - "$port" "$d/intruder.bin" <<'PY'
 import socket, sys

@@ -16,7 +16,15 @@ port=$(cat "$d/port")
 $M source --connect 127.0.0.1:$port --blocks 4096 --mode sync --cps 12 --writes 400 \
     --verify-image "$d/m.img" --reconnect-timeout 30 >"$d/src.out" 2>&1 &
 spid=$!
-sleep 1.5
+# Kill once CP 2 is verified, not after a fixed sleep: a faster build or
+# machine finished the whole run inside 1.5 s and the kill missed it.  Ten
+# CPs remain, so the kill lands mid-run however fast the pair is.
+for i in $(seq 300); do
+    grep -q "^   2 " "$d/src.out" 2>/dev/null && break
+    kill -0 $spid 2>/dev/null || break
+    sleep 0.05
+done
+grep -q "^   2 " "$d/src.out" || { echo "FAIL: source never reported CP 2"; cat "$d/src.out"; exit 1; }
 kill -9 $dpid
 wait $dpid 2>/dev/null
 sleep 0.5
