@@ -213,8 +213,11 @@ static int hash_log_blocks(mk_dest *d, log_blk *b, size_t n, uint64_t *h, mk_h12
  * nothing is written.  The same read gives each block's Merkle leaf.  The
  * writes copy runs of blocks that are neighbours both in the volume and in
  * the log with one mk_logstore_copy_out, which between two files on one
- * kernel never brings the bytes into this process.  Idempotent, so
- * recovery may repeat it after a crash at any point. */
+ * kernel never brings the bytes into this process.  So each block is read
+ * twice, to check and to copy: nothing may be written before the whole CP
+ * has passed, and holding the CP in memory between the two would make the
+ * destination's memory grow with the CP instead of one span.  Idempotent,
+ * so recovery may repeat it after a crash at any point. */
 static int apply_entries(mk_dest *d, const mk_redo_entry *e, uint64_t n, uint64_t digest)
 {
     uint32_t bs = d->id.block_size;

@@ -358,7 +358,6 @@ static int emit_cp(mk_source *s)
     return 0;
 }
 
-static int emit_transfer(mk_source *s, const xfer *x);
 static xfer *xf_at(mk_source *s, size_t i);
 
 /* Reads blocks first .. first+n-1 of the store into s->span, which grows

@@ -127,62 +127,55 @@ int mk_frame_recv(mk_buf *in, const void *buf, size_t n, mk_frame_fn fn, void *c
     /* Frames are decoded where they lie in the caller's bytes; only a
      * frame that the bytes end inside is queued, and the next call adds
      * just what completes it before going on in place.  A destination
-     * receiving gigabytes so copies almost none of them.  On an error the
-     * unread bytes are queued, as if every byte had been appended first. */
+     * receiving gigabytes so copies almost none of them.  Whatever stops
+     * the loop, the unread bytes are queued behind the frame it stopped
+     * at, as if every byte had been appended first. */
     for (;;) {
         mk_frame f;
-        size_t used;
-        if (mk_buf_len(in) == 0) {
-            while (n > 0) {
-                rc = mk_frame_decode(p, n, MK_MAX_PAYLOAD, MK_FRAME_MAGIC, &f, &used);
-                if (rc == MK_ETRUNC)
-                    break;
-                if (rc) {
-                    int a = mk_buf_append(in, p, n);
-                    *framing = !a;
-                    return a ? a : rc;
-                }
-                rc = fn(ctx, &f);
-                p += used;
-                n -= used;
-                if (rc) {
-                    (void)mk_buf_append(in, p, n);
-                    return rc;
-                }
+        size_t used, take = 0;
+        int queued = mk_buf_len(in) > 0;
+        if (queued) {
+            /* The queued prefix: its header first, then the rest of its
+             * frame once the header gives the length. */
+            size_t have = mk_buf_len(in), want = MK_HDR_LEN;
+            if (have >= MK_HDR_LEN) {
+                mk_rcur c;
+                uint32_t plen;
+                mk_rcur_init(&c, mk_buf_peek(in), have);
+                mk_rcur_skip(&c, 8);
+                mk_rcur_u32(&c, &plen);
+                want = plen > MK_MAX_PAYLOAD ? have : MK_FRAME_OVERHEAD + (size_t)plen;
             }
+            take = want > have ? (want - have < n ? want - have : n) : 0;
+            if (take && (rc = mk_buf_append(in, p, take)))
+                return rc;
+            p += take;
+            n -= take;
+        } else if (n == 0) {
+            return 0;
+        }
+        rc = queued ? mk_frame_decode(mk_buf_peek(in), mk_buf_len(in), MK_MAX_PAYLOAD,
+                                      MK_FRAME_MAGIC, &f, &used)
+                    : mk_frame_decode(p, n, MK_MAX_PAYLOAD, MK_FRAME_MAGIC, &f, &used);
+        if (rc == MK_ETRUNC) {
+            /* A frame the bytes end inside waits for the next call; a
+             * queued one whose header just completed takes its body now. */
+            if (queued && take && n)
+                continue;
             return n ? mk_buf_append(in, p, n) : 0;
         }
-        /* The queued prefix: its header first, then the rest of its frame
-         * once the header gives the length. */
-        size_t have = mk_buf_len(in), want = MK_HDR_LEN;
-        if (have >= MK_HDR_LEN) {
-            mk_rcur c;
-            uint32_t plen;
-            mk_rcur_init(&c, mk_buf_peek(in), have);
-            mk_rcur_skip(&c, 8);
-            mk_rcur_u32(&c, &plen);
-            want = plen > MK_MAX_PAYLOAD ? have : MK_FRAME_OVERHEAD + (size_t)plen;
-        }
-        size_t take = want > have ? (want - have < n ? want - have : n) : 0;
-        if (take && (rc = mk_buf_append(in, p, take)))
-            return rc;
-        p += take;
-        n -= take;
-        rc = mk_frame_decode(mk_buf_peek(in), mk_buf_len(in), MK_MAX_PAYLOAD,
-                             MK_FRAME_MAGIC, &f, &used);
-        if (rc == MK_ETRUNC && n == 0)
-            return 0;
-        if (rc == MK_ETRUNC && take == 0) /* cannot happen; never spin */
-            return mk_buf_append(in, p, n);
-        if (rc == MK_ETRUNC)
-            continue; /* the header is complete now: add the body */
         if (rc) {
             int a = mk_buf_append(in, p, n);
             *framing = !a;
             return a ? a : rc;
         }
         rc = fn(ctx, &f);
-        mk_buf_consume(in, used);
+        if (queued) {
+            mk_buf_consume(in, used);
+        } else {
+            p += used;
+            n -= used;
+        }
         if (rc) {
             (void)mk_buf_append(in, p, n);
             return rc;

@@ -21,6 +21,7 @@
 
 #include "mk_buf.h"
 #include "mk_err.h"
+#include "mk_prng.h"
 #include "mk_test.h"
 #include "mk_wire.h"
 
@@ -1071,6 +1072,154 @@ START_TEST(test_s3_4_trailing_bytes_ignored)
 }
 END_TEST
 
+/* ---- mk_frame_recv: the receive queue of both engines (3.1, 3.4) ---- */
+
+/* What a receiver saw: each frame's type, seq and payload, in order. */
+typedef struct recv_log {
+    int n, stop_at, stop_rc;
+    uint8_t type[16];
+    uint64_t seq[16], sum[16];
+    uint32_t len[16];
+} recv_log;
+
+static int recv_note(void *ctx, const mk_frame *f)
+{
+    recv_log *r = ctx;
+    ck_assert_int_lt(r->n, 16);
+    r->type[r->n] = f->type;
+    r->seq[r->n] = f->seq;
+    r->len[r->n] = f->len;
+    r->sum[r->n] = XXH3_64bits(f->payload, f->len);
+    return ++r->n == r->stop_at ? r->stop_rc : 0;
+}
+
+/* Six frames of payload 0, 1, 27, 28, 4096 and 5000 bytes back to back;
+ * ends[k] is where frame k ends in the stream. */
+static size_t recv_stream(uint8_t *all, size_t cap, size_t ends[6])
+{
+    static const uint32_t plen[6] = {0, 1, 27, 28, 4096, 5000};
+    mk_buf b;
+    mk_wcur c;
+    mk_prng r;
+    uint8_t pay[5000];
+    mk_prng_seed(&r, 31);
+    mk_buf_init(&b);
+    for (int k = 0; k < 6; k++) {
+        mk_prng_fill(&r, pay, plen[k]);
+        ck_assert_int_eq(mk_frame_open(&b, MK_FRAME_MAGIC, (uint8_t)(0x40 + k), 100 + k,
+                                       plen[k], &c), 0);
+        ck_assert_int_eq(mk_wcur_bytes(&c, pay, plen[k]), 0);
+        ck_assert_int_eq(mk_frame_close(&b, &c), 0);
+        ends[k] = mk_buf_len(&b);
+    }
+    size_t n = mk_buf_len(&b);
+    ck_assert_uint_le(n, cap);
+    memcpy(all, mk_buf_peek(&b), n);
+    mk_buf_free(&b);
+    return n;
+}
+
+/* Feeds all[0..n) to mk_frame_recv in chunks (chunk bytes each; 0: sizes
+ * drawn from a PRNG seeded with seed) until it returns nonzero.  Returns
+ * its last return value; *fed is how many bytes it was given. */
+static int recv_feed(mk_buf *in, const uint8_t *all, size_t n, size_t chunk, uint64_t seed,
+                     recv_log *log, int *framing, size_t *fed)
+{
+    mk_prng r;
+    mk_prng_seed(&r, seed);
+    int rc = 0;
+    *fed = 0;
+    while (*fed < n && rc == 0) {
+        size_t k = chunk ? chunk : 1 + (size_t)mk_prng_below(&r, 6000);
+        if (k > n - *fed)
+            k = n - *fed;
+        rc = mk_frame_recv(in, all + *fed, k, recv_note, log, framing);
+        *fed += k;
+    }
+    return rc;
+}
+
+/* However the bytes of a stream are cut - a byte at a time, across every
+ * header and trailer, in pieces larger than frames - the receiver gets the
+ * same frames, each whole, in order, and holds no byte once they are all
+ * handed on. */
+START_TEST(test_s3_1_recv_any_split)
+{
+    static uint8_t all[16384];
+    size_t ends[6];
+    size_t n = recv_stream(all, sizeof all, ends);
+    static const size_t chunks[] = {1, 2, 3, 19, 27, 28, 29, 4095, 4124, 9000, 16384, 0};
+    for (size_t t = 0; t < sizeof chunks / sizeof chunks[0]; t++) {
+        for (uint64_t seed = 1; seed <= (chunks[t] ? 1 : 20); seed++) {
+            recv_log log = {0};
+            mk_buf in;
+            int framing = -1;
+            size_t fed;
+            mk_buf_init(&in);
+            ck_assert_int_eq(recv_feed(&in, all, n, chunks[t], seed, &log, &framing, &fed), 0);
+            ck_assert_int_eq(framing, 0);
+            ck_assert_int_eq(log.n, 6);
+            ck_assert_uint_eq(mk_buf_len(&in), 0);
+            size_t at = 0;
+            for (int k = 0; k < 6; k++) {
+                mk_frame f;
+                size_t used;
+                ck_assert_int_eq(mk_frame_decode(all + at, n - at, MK_MAX_PAYLOAD,
+                                                 MK_FRAME_MAGIC, &f, &used), 0);
+                ck_assert_uint_eq(log.type[k], f.type);
+                ck_assert_uint_eq(log.seq[k], f.seq);
+                ck_assert_uint_eq(log.len[k], f.len);
+                ck_assert_uint_eq(log.sum[k], XXH3_64bits(f.payload, f.len));
+                at += used;
+            }
+            mk_buf_free(&in);
+        }
+    }
+}
+END_TEST
+
+/* A damaged frame (3.4) stops the receiver with its named error and
+ * *framing set, after the frames before it and never the ones after it;
+ * an error of the frame handler stops it with that error and *framing
+ * clear.  Either way every byte not yet handed on stays queued, as if all
+ * had been appended first - however the bytes were cut. */
+START_TEST(test_s3_4_recv_stops_at_damage)
+{
+    static uint8_t all[16384];
+    size_t ends[6];
+    size_t n = recv_stream(all, sizeof all, ends);
+    all[ends[3] - 1] ^= 0x20; /* frame 3's checksum */
+    static const size_t chunks[] = {1, 7, 28, 5000, 16384, 0};
+    for (size_t t = 0; t < sizeof chunks / sizeof chunks[0]; t++) {
+        for (uint64_t seed = 1; seed <= (chunks[t] ? 1 : 20); seed++) {
+            recv_log log = {0};
+            mk_buf in;
+            int framing = -1;
+            size_t fed;
+            mk_buf_init(&in);
+            ck_assert_int_eq(recv_feed(&in, all, n, chunks[t], seed, &log, &framing, &fed),
+                             MK_ECHECKSUM);
+            ck_assert_int_eq(framing, 1);
+            ck_assert_int_eq(log.n, 3);
+            ck_assert_uint_eq(mk_buf_len(&in), fed - ends[2]);
+            ck_assert_mem_eq(mk_buf_peek(&in), all + ends[2], fed - ends[2]);
+            mk_buf_free(&in);
+
+            /* The handler refuses frame 2 (a protocol error of the engine). */
+            recv_log stop = {.stop_at = 2, .stop_rc = MK_ESTATE};
+            mk_buf_init(&in);
+            ck_assert_int_eq(recv_feed(&in, all, n, chunks[t], seed, &stop, &framing, &fed),
+                             MK_ESTATE);
+            ck_assert_int_eq(framing, 0);
+            ck_assert_int_eq(stop.n, 2);
+            ck_assert_uint_eq(mk_buf_len(&in), fed - ends[1]);
+            ck_assert_mem_eq(mk_buf_peek(&in), all + ends[1], fed - ends[1]);
+            mk_buf_free(&in);
+        }
+    }
+}
+END_TEST
+
 /* ---- payload decoders: length, reserved fields, value ranges ---------------- */
 
 /* Every fixed-size payload decoder refuses a payload one byte short or one
@@ -1941,6 +2090,8 @@ static Suite *wire_suite(void)
     tcase_add_test(tf, test_s3_4_validation_order);
     tcase_add_loop_test(tf, test_s3_4_truncated_every_prefix, 0, GV_COUNT);
     tcase_add_test(tf, test_s3_4_trailing_bytes_ignored);
+    tcase_add_test(tf, test_s3_1_recv_any_split);
+    tcase_add_test(tf, test_s3_4_recv_stops_at_damage);
     suite_add_tcase(s, tf);
 
     TCase *tp = tcase_create("payloads");
